@@ -22,7 +22,7 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
 bench: $(STAMP)
-	$(PY) -m pytest bench -q --benchmark-enable --benchmark-only --benchmark-columns=min,median,ops -p no:randomly
+	$(PY) -m pytest bench -q --benchmark-enable --benchmark-only --benchmark-columns=min,median,ops
 
 clean:
 	rm -rf $(VENV) *.egg-info
