@@ -236,9 +236,11 @@ def _check_type(obj: Any, allowed: frozenset[int]) -> None:
 
 
 def _pack_struct(s: struct.Struct, *values: Any) -> bytes:
+    """struct.pack with range errors reported as EncodeError (for callers
+    packing a single extension; Message.encode catches struct.error itself)."""
     try:
         return s.pack(*values)
-    except struct.error as exc:
+    except (struct.error, OverflowError) as exc:
         raise EncodeError(f"value out of range: {exc}") from None
 
 
@@ -267,7 +269,7 @@ class SadbSa(NamedTuple):
     def pack(self) -> bytes:
         if not 0 <= self.spi <= 0xFFFFFFFF:
             raise EncodeError(f"spi {self.spi:#x} does not fit 32 bits")
-        return _pack_struct(_SA, 2, 1, self.spi.to_bytes(4, "big"), self.replay, self.state,
+        return _SA.pack(2, 1, self.spi.to_bytes(4, "big"), self.replay, self.state,
                             self.auth, self.encrypt, self.flags)
 
     @classmethod
@@ -296,7 +298,7 @@ class SadbLifetime(NamedTuple):
 
     def pack(self) -> bytes:
         _check_type(self, self.ALLOWED_TYPES)
-        return _pack_struct(_LFT, 4, *self)
+        return _LFT.pack(4, *self)
 
     @classmethod
     def unpack(cls, exttype: int, buf: bytes, off: int, extlen: int) -> "SadbLifetime":
@@ -318,7 +320,7 @@ class SadbSpirange(NamedTuple):
     ALLOWED_TYPES = frozenset({SADB_EXT.SPIRANGE})
 
     def pack(self) -> bytes:
-        return _pack_struct(_SPIRANGE, 2, self.exttype, *self)
+        return _SPIRANGE.pack(2, self.exttype, *self)
 
     @classmethod
     def unpack(cls, exttype: int, buf: bytes, off: int, extlen: int) -> "SadbSpirange":
@@ -342,7 +344,7 @@ class SadbXSa2(NamedTuple):
     ALLOWED_TYPES = frozenset({SADB_EXT.X_SA2})
 
     def pack(self) -> bytes:
-        return _pack_struct(_SA2, 2, self.exttype, self.mode, self.reserved1, self.reserved2,
+        return _SA2.pack(2, self.exttype, self.mode, self.reserved1, self.reserved2,
                             self.sequence, self.reqid)
 
     @classmethod
@@ -365,7 +367,7 @@ class SadbXNatTType(NamedTuple):
     ALLOWED_TYPES = frozenset({SADB_EXT.X_NAT_T_TYPE})
 
     def pack(self) -> bytes:
-        return _pack_struct(_NATT_TYPE, 1, self.exttype, self.type, self.reserved)
+        return _NATT_TYPE.pack(1, self.exttype, self.type, self.reserved)
 
     @classmethod
     def unpack(cls, exttype: int, buf: bytes, off: int, extlen: int) -> "SadbXNatTType":
@@ -390,7 +392,7 @@ class SadbXNatTPort(NamedTuple):
         _check_type(self, self.ALLOWED_TYPES)
         if not 0 <= self.port <= 0xFFFF:
             raise EncodeError(f"NAT-T port {self.port} out of range")
-        return _pack_struct(_NATT_PORT, 1, self.exttype, self.port.to_bytes(2, "big"),
+        return _NATT_PORT.pack(1, self.exttype, self.port.to_bytes(2, "big"),
                             self.reserved)
 
     @classmethod
@@ -413,7 +415,7 @@ class SadbXNatTFrag(NamedTuple):
     ALLOWED_TYPES = frozenset({SADB_EXT.X_NAT_T_FRAG})
 
     def pack(self) -> bytes:
-        return _pack_struct(_NATT_FRAG, 1, self.exttype, *self)
+        return _NATT_FRAG.pack(1, self.exttype, *self)
 
     @classmethod
     def unpack(cls, exttype: int, buf: bytes, off: int, extlen: int) -> "SadbXNatTFrag":
@@ -433,7 +435,7 @@ class SadbXSaReplay(NamedTuple):
     ALLOWED_TYPES = frozenset({SADB_EXT.X_SA_REPLAY})
 
     def pack(self) -> bytes:
-        return _pack_struct(_REPLAY, 1, self.exttype, self.replay)
+        return _REPLAY.pack(1, self.exttype, self.replay)
 
     @classmethod
     def unpack(cls, exttype: int, buf: bytes, off: int, extlen: int) -> "SadbXSaReplay":
@@ -458,7 +460,7 @@ class SadbXIfHwOffl(NamedTuple):
         raw = self.ifname.encode("latin-1", "replace")
         if len(raw) > SADB_X_IF_HW_OFFL_NAMESIZE or b"\0" in raw:
             raise EncodeError(f"interface name {self.ifname!r} does not fit 32 bytes")
-        return _pack_struct(_IFHW, 5, self.exttype, self.flags, raw)
+        return _IFHW.pack(5, self.exttype, self.flags, raw)
 
     @classmethod
     def unpack(cls, exttype: int, buf: bytes, off: int, extlen: int) -> "SadbXIfHwOffl":
@@ -503,13 +505,19 @@ class SadbAddress(_SadbAddressFields):
     def pack(self) -> bytes:
         _check_type(self, self.ALLOWED_TYPES)
         body = _pad8(self.addr.wire())
-        return _pack_struct(_ADDR, _units(8 + len(body)), self.exttype, self.proto,
+        return _ADDR.pack(_units(8 + len(body)), self.exttype, self.proto,
                             self.prefixlen, self.reserved) + body
 
     @classmethod
     def unpack(cls, exttype: int, buf: bytes, off: int, extlen: int) -> "SadbAddress":
         _, _, proto, plen, res = _ADDR.unpack_from(buf, off)
-        return _tnew(cls, (exttype, Sockaddr.parse(buf, off + 8, off + extlen), plen, proto, res))
+        # Sockaddr.parse inlined: addresses are the most frequent extension.
+        a = off + 8
+        sa_len = buf[a]
+        end = a + (sa_len if sa_len > 2 else 2)
+        limit = off + extlen
+        sa = _tnew(Sockaddr, (buf[a + 1], sa_len, buf[a + 2:end if end < limit else limit]))
+        return _tnew(cls, (exttype, sa, plen, proto, res))
 
 
 _KEY = struct.Struct("<HHHH")
@@ -542,7 +550,7 @@ class SadbKey(_SadbKeyFields):
     def pack(self) -> bytes:
         _check_type(self, self.ALLOWED_TYPES)
         body = _pad8(self.key)
-        return _pack_struct(_KEY, _units(8 + len(body)), self.exttype, self.bits,
+        return _KEY.pack(_units(8 + len(body)), self.exttype, self.bits,
                             self.reserved) + body
 
     @classmethod
@@ -584,7 +592,7 @@ class SadbIdent(_SadbIdentFields):
 
     def pack(self) -> bytes:
         _check_type(self, self.ALLOWED_TYPES)
-        return _pack_struct(_IDENT, _units(16 + len(self.data)), self.exttype, self.type,
+        return _IDENT.pack(_units(16 + len(self.data)), self.exttype, self.type,
                             self.reserved, self.id) + self.data
 
     @classmethod
@@ -625,7 +633,7 @@ class SadbSens(_SadbSensFields):
                            _pad8(bitmaps), reserved))
 
     def pack(self) -> bytes:
-        return _pack_struct(_SENS, _units(16 + len(self.bitmaps)), self.exttype, self.dpd,
+        return _SENS.pack(_units(16 + len(self.bitmaps)), self.exttype, self.dpd,
                             self.sens_level, self.sens_len, self.integ_level,
                             self.integ_len, self.reserved) + self.bitmaps
 
@@ -662,7 +670,7 @@ class SadbComb(NamedTuple):
     SIZE = 72
 
     def pack(self) -> bytes:
-        return _pack_struct(_COMB, *self)
+        return _COMB.pack(*self)
 
     @classmethod
     def unpack(cls, buf: bytes, off: int) -> "SadbComb":
@@ -687,7 +695,7 @@ class SadbProp(NamedTuple):
 
     def pack(self) -> bytes:
         body = _pad8(b"".join(c.pack() for c in self.combs) + self.extra)
-        return _pack_struct(_PROP, _units(8 + len(body)), self.exttype, self.replay,
+        return _PROP.pack(_units(8 + len(body)), self.exttype, self.replay,
                             self.reserved) + body
 
     @classmethod
@@ -717,7 +725,7 @@ class SadbAlg(NamedTuple):
     SIZE = 8
 
     def pack(self) -> bytes:
-        return _pack_struct(_ALG, *self)
+        return _ALG.pack(*self)
 
 
 _SUPP = struct.Struct("<HHI")
@@ -736,7 +744,7 @@ class SadbSupported(NamedTuple):
     def pack(self) -> bytes:
         _check_type(self, self.ALLOWED_TYPES)
         body = b"".join(a.pack() for a in self.algs)
-        return _pack_struct(_SUPP, _units(8 + len(body)), self.exttype, self.reserved) + body
+        return _SUPP.pack(_units(8 + len(body)), self.exttype, self.reserved) + body
 
     @classmethod
     def unpack(cls, exttype: int, buf: bytes, off: int, extlen: int) -> "SadbSupported":
@@ -780,7 +788,7 @@ class IpsecRequest(NamedTuple):
         length = (8 + len(addrs) + 7) & ~7 if self.length is None else self.length
         if length < 8 + len(addrs):
             raise EncodeError(f"ipsecrequest len {length} shorter than its addresses")
-        return _pack_struct(_REQ, length, self.proto, self.mode, self.level,
+        return _REQ.pack(length, self.proto, self.mode, self.level,
                             self.reqid) + addrs.ljust(length - 8, b"\0")
 
 
@@ -841,7 +849,7 @@ class SadbXPolicy(NamedTuple):
         body = b"".join(r.pack() for r in self.requests) + self.trailer
         if len(body) & 7:
             raise EncodeError(f"policy requests total {len(body)} bytes, not a multiple of 8")
-        return _pack_struct(_POL, _units(16 + len(body)), self.exttype, self.type, self.dir,
+        return _POL.pack(_units(16 + len(body)), self.exttype, self.type, self.dir,
                             self.scope, self.id, self.priority) + body
 
     @classmethod
@@ -870,7 +878,7 @@ class RawExtension(NamedTuple):
         # sadb_ext is 4 bytes (len, type); the payload follows at offset 4.
         raw = _pad8(b"\0\0\0\0" + self.payload)
         units = _units(len(raw)) if self.length_units is None else self.length_units
-        return _pack_struct(_HDR, units, self.exttype) + raw[4:]
+        return _HDR.pack(units, self.exttype) + raw[4:]
 
 
 # ---------------------------------------------------------------------------

@@ -159,7 +159,10 @@ class Message(NamedTuple):
         if self.inner is not None:
             body = self.inner
         else:
-            body = b"".join([e.pack() for e in self.exts])
+            try:
+                body = b"".join([e.pack() for e in self.exts])
+            except (struct.error, OverflowError) as exc:
+                raise E.EncodeError(f"extension value out of range: {exc}") from None
         total = 16 + len(body)
         if total & 7:
             raise E.EncodeError(f"message body of {len(body)} bytes is not 8-byte aligned")
