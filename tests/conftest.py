@@ -1,0 +1,17 @@
+"""Shared test configuration.
+
+Under CI (CI=true, as .ci/run sets it) hypothesis runs derandomized so a CI
+result is reproducible; locally it explores new examples each run.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci", derandomize=True, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ci" if os.environ.get("CI") == "true" else "dev")
