@@ -6,7 +6,11 @@ wall clock; time is injected and sockets are queues.  ``pfkey`` never imports
 ``ipsec_accel``: offload is reached through a hooks object.
 """
 
-from . import errors, extensions, ipsec, message, pfkeyv2
+from . import (
+    clock, errors, extensions, hooks, ipsec, key_debug, keydb, message, pfkey_dump,
+    pfkeyv2, policy, spd,
+)
+from .clock import FakeClock, SystemClock
 from .errors import Delivery, PfkeyError
 from .extensions import (
     IpsecRequest, RawExtension, SadbAddress, SadbAlg, SadbComb, SadbIdent, SadbKey,
@@ -14,10 +18,16 @@ from .extensions import (
     SadbXNatTFrag, SadbXNatTPort, SadbXNatTType, SadbXPolicy, SadbXSa2, SadbXSaReplay,
     Sockaddr,
 )
+from .hooks import AccelHooks
+from .key import Key
+from .keysock import KEY_SENDUP_ALL, KEY_SENDUP_ONE, KEY_SENDUP_REGISTERED, KeySocket
 from .message import Message, decode
 
 __all__ = [
-    "errors", "extensions", "ipsec", "message", "pfkeyv2",
+    "clock", "errors", "extensions", "hooks", "ipsec", "key_debug", "keydb", "message",
+    "pfkey_dump", "pfkeyv2", "policy", "spd",
+    "FakeClock", "SystemClock", "AccelHooks", "Key", "KeySocket", "KEY_SENDUP_ONE",
+    "KEY_SENDUP_ALL", "KEY_SENDUP_REGISTERED",
     "Delivery", "PfkeyError", "Message", "decode",
     "IpsecRequest", "RawExtension", "SadbAddress", "SadbAlg", "SadbComb", "SadbIdent",
     "SadbKey", "SadbLifetime", "SadbProp", "SadbSa", "SadbSens", "SadbSpirange",
