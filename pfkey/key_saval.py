@@ -110,6 +110,7 @@ class KeySAValMixin:
         xof = mhp.ext.get(E.X_IF_HW_OFFL)
         if xof is not None:
             sav.accel_ifname = xof.ifname
+            sav.accel_ifflags = xof.flags
         with self.sahtree_lock:
             sah = self._find_sah(saidx)
             isnew = sah is None

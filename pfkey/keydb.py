@@ -283,7 +283,9 @@ class secasvar:
     interface restriction from SADB_X_EXT_IF_HW_OFFL (None = any),
     ``accel_flags`` SADB_KEY_ACCEL_INST/DEINST, ``accel_lft_sw`` the software
     view [allocations, bytes], ``accel_hw_allocs`` / ``accel_hw_octets`` the
-    driver-reported totals, ``accel_firstused``.
+    driver-reported totals, ``accel_firstused``.  ``accel_ifflags`` keeps the
+    ``flags`` of that extension (FreeBSD sends 0 and ignores them; the
+    offload layer's opt-in "nofallback" extension reads bit 0x1).
     """
 
     spi: int
@@ -313,6 +315,7 @@ class secasvar:
     accel_ifps: list[Any] = attrs.Factory(list)
     accel_forget_tq: Any = None
     accel_ifname: Optional[str] = None
+    accel_ifflags: int = 0
     accel_flags: int = 0
     accel_lft_sw: list[int] = attrs.Factory(lambda: [0, 0])
     accel_hw_allocs: int = 0
