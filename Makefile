@@ -15,6 +15,9 @@ $(STAMP): setup.cfg pyproject.toml
 
 venv: $(STAMP)
 
+demo: $(STAMP)
+	$(PY) tools/setkey.py -f examples/demo.conf
+
 test: $(STAMP)
 	$(PY) -m pytest -q
 

@@ -1,0 +1,269 @@
+"""The mlx5-like NIC (drivers/mlx5.py), alone and under the real offload layer.
+
+Reference: freebsd_ipsec_offload.md §13 (mlx5_ipsec.c: mlx5e_if_sa_newkey,
+mlx5e_xfrm_validate_state, mlx5e_xfrm_validate_policy, the 1 s counter
+work, mlx5e_if_ipsec_hwassist), §6.4 (SIOCSIFCAP toggle), §10, §17.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import Any, Iterator
+
+import pytest
+
+from drivers import Mlx5Nic
+from drivers.hw import DIR_IN, DIR_OUT
+from drivers.mlx5 import MLX5_REPLAY_WINDOWS
+from drivers.testing import (
+    GCM128_KEY, GCM256_KEY, Capture, gcm_sa, make_sav, make_sp, sw_state, tagged,
+)
+from ipsec_accel.ifnet import IfnetRegistry
+from ipsec_accel.mbuf import CSUM_IP, CSUM_TSO, CSUM_UDP
+from ipsec_accel.packet import udp_packet
+from ipsec_accel.taskqueue import TqMode
+from ipsec_accel.testing import OffloadRig
+from ipsec_accel.xform_esp import esp_transport_output
+from pfkey.ipsec import IPSEC_DIR, IPSEC_MODE, IPSEC_POLICY
+from pfkey.key_testing import lifetimes
+from pfkey.keydb import DEAD
+from pfkey.pfkeyv2 import SADB_AALG, SADB_EALG, SADB_SAFLAGS
+
+ESN = int(SADB_SAFLAGS.X_SAFLAGS_ESN)
+PKT = udp_packet("10.0.0.1", "10.0.0.2", 1000, 2000, b"z" * 64)
+GCM192_KEY = bytes(28)
+
+
+def _nic(**kw: Any) -> Mlx5Nic:
+    return Mlx5Nic("mce0", **kw).attach(registry=IfnetRegistry())
+
+
+@pytest.mark.parametrize("sav_kw, nic_kw, reason", [
+    ({}, {"packet_offload": False}, "FULL offload is not supported"),
+    ({"state": DEAD}, {}, "SA is DEAD"),
+    ({"enc": SADB_EALG.NONE, "key": b""}, {}, "Cannot offload authenticated xfrm states"),
+    ({"enc": SADB_EALG.X_AESCBC, "key": bytes(16)}, {}, "Only IPSec aes-gcm-16"),
+    ({"alg_comp": 2}, {}, "Cannot offload compressed"),
+    ({"key": GCM192_KEY}, {}, "AEAD key length other than 128/256 bits"),
+    ({"proto": 51}, {}, "Only ESP xfrm state"),
+    ({"mode": IPSEC_MODE.TUNNEL}, {}, "Only transport xfrm states"),
+    ({"mode": IPSEC_MODE.ANY}, {}, "Only transport xfrm states"),
+    ({"natt": (4500, 4500)}, {"natt": False}, "Encapsulation is not supported"),
+    ({"replay": 12, "flags": ESN}, {}, "Unsupported replay window size 12"),
+    ({"flags": ESN}, {"esn": False}, "ESN is not supported"),
+    ({"replay": 4}, {}, "non-ESN but replay-protect"),
+])
+def test_validate_state_refusals_are_eopnotsupp(sav_kw: dict[str, Any], nic_kw: dict[str, Any],
+                                                 reason: str) -> None:
+    """mlx5e_xfrm_validate_state: every refusal is EOPNOTSUPP (REJECTED
+    handle, software fallback); Linux style answers EINVAL."""
+    nic = _nic(**nic_kw)
+    assert nic.if_sa_newkey(nic.ifp, make_sav(**sav_kw), 3) == (errno.EOPNOTSUPP, None)
+    assert reason in nic.refusals[-1].reason
+    assert nic.sa_table.count == 0
+    lin = Mlx5Nic("mce1", errno_style="linux", **nic_kw).attach(registry=IfnetRegistry())
+    assert lin.if_sa_newkey(lin.ifp, make_sav(**sav_kw), 3)[0] == errno.EINVAL
+
+
+@pytest.mark.parametrize("sav_kw, nic_kw", [
+    ({"key": GCM128_KEY}, {}),
+    ({"key": GCM256_KEY}, {}),
+    ({"natt": (4500, 4500)}, {}),
+    ({"flags": ESN, "replay": 32}, {}),
+    ({"src": "2001:db8::1", "dst": "2001:db8::2"}, {}),
+    ({"mode": IPSEC_MODE.TUNNEL}, {"tunnel": True}),
+])
+def test_accepted_states(sav_kw: dict[str, Any], nic_kw: dict[str, Any]) -> None:
+    nic = _nic(**nic_kw)
+    err, priv = nic.if_sa_newkey(nic.ifp, make_sav(**sav_kw), 3)
+    assert err == 0 and len(priv.entries) == 2
+
+
+def test_replay_windows() -> None:
+    assert MLX5_REPLAY_WINDOWS == {0, 4, 8, 16, 32}
+
+
+def test_installs_inbound_then_outbound_and_rolls_back() -> None:
+    """mlx5e_if_sa_newkey: INBOUND then OUTBOUND; an outbound failure tears
+    the inbound SA down (ENOSPC with one slot left)."""
+    nic = _nic(capacity=3)
+    err, priv = nic.if_sa_newkey(nic.ifp, make_sav(0x1), 3)
+    assert err == 0 and [e.direction for e in priv.entries] == [DIR_IN, DIR_OUT]
+    assert [e.index for e in priv.entries] == [0, 1]
+    assert nic.if_sa_newkey(nic.ifp, make_sav(0x2), 4) == (errno.ENOSPC, None)
+    assert nic.sa_table.count == 2
+    assert nic.if_sa_newkey_dir(nic.ifp, make_sav(0x3), 5, DIR_OUT)[0] == 0
+
+
+def test_hwassist_mask() -> None:
+    """mlx5e_if_ipsec_hwassist: the trunk's hwassist & TSO/TCP/UDP/IP."""
+    nic = _nic()
+    nic.ifp.if_hwassist = CSUM_TSO | CSUM_UDP | CSUM_IP | 0x00800000
+    assert nic.if_hwassist(nic.ifp, None, 3, None) == CSUM_TSO | CSUM_UDP | CSUM_IP
+
+
+class _Inp:
+    def __init__(self, proto: int) -> None:
+        self.inp_ip_p = proto
+
+
+@pytest.mark.parametrize("sp_kw, inp, nic_kw, reason", [
+    ({}, None, {"packet_offload": False}, "FULL offload"),
+    ({"templates": 2}, None, {}, "exactly one template, not 2"),
+    ({"policy": IPSEC_POLICY.BYPASS}, _Inp(17), {"prio": False}, "policy priority"),
+    ({}, _Inp(17), {}, "Not valid input data"),
+    ({"dir": IPSEC_DIR.ANY}, None, {}, "Wrong policy direction"),
+    ({"mode": IPSEC_MODE.TUNNEL}, None, {}, "transport mode only"),
+    ({"policy": IPSEC_POLICY.NONE}, None, {}, "specific on its action"),
+    ({"policy": IPSEC_POLICY.BYPASS}, None, {}, "Missing port information"),
+    ({"policy": IPSEC_POLICY.BYPASS}, _Inp(6), {}, "Unsupported IKE bypass protocol 6"),
+])
+def test_validate_policy_refusals_are_einval(sp_kw: dict[str, Any], inp: Any,
+                                             nic_kw: dict[str, Any], reason: str) -> None:
+    """mlx5e_xfrm_validate_policy: EINVAL (the SP handle becomes REJECTED)."""
+    nic = _nic(**nic_kw)
+    assert nic.if_spdadd(nic.ifp, make_sp(**sp_kw), inp) == (errno.EINVAL, None)
+    assert reason in nic.refusals[-1].reason
+
+
+def test_policy_attrs_and_spddel() -> None:
+    """Global policies: prio 0, own action, reqid of the template; socket
+    (IKE bypass) policies: prio 1, action IPSEC."""
+    nic = _nic()
+    err, pol = nic.if_spdadd(nic.ifp, make_sp(reqid=7), None)
+    assert err == 0 and (pol["prio"], pol["action"], pol["reqid"]) == (0, 2, 7)
+    err, pol2 = nic.if_spdadd(nic.ifp, make_sp(policy=IPSEC_POLICY.BYPASS, dir=1), _Inp(17))
+    assert err == 0 and (pol2["prio"], pol2["action"]) == (1, int(IPSEC_POLICY.IPSEC))
+    assert nic.if_spddel(nic.ifp, None, pol) == 0
+    assert nic.policies() == [pol2]
+    assert nic.if_spddel(nic.ifp, None, pol) == errno.ENOENT
+
+
+# -- under the real offload layer --------------------------------------------------------
+
+@pytest.fixture
+def rig() -> Iterator[OffloadRig]:
+    r = OffloadRig(TqMode.INLINE)
+    yield r
+    r.close()
+
+
+def _attach(rig: OffloadRig, name: str = "mce0", **kw: Any) -> Mlx5Nic:
+    return Mlx5Nic(name, **kw).attach(registry=rig.ifnets, key=rig.key)
+
+
+def test_offload_handled_and_rejected(rig: OffloadRig) -> None:
+    """A GCM transport SA is HANDLED (two hardware SAs); setkey's default
+    mode "any" and a CBC SA are REJECTED (EOPNOTSUPP); nothing leaks."""
+    nic = _attach(rig)
+    ok = rig.add_sa(0x1000, **gcm_sa())
+    anymode = rig.add_sa(0x1001, **gcm_sa(mode=None))
+    cbc = rig.add_sa(0x1002)
+    rig.sync()
+    h = rig.off.ipsec_accel_sav_handle(ok, nic.ifp)
+    assert h is not None and nic.handle(h.drv_spi) is h.ifdata
+    assert rig.off.ipsec_accel_sav_handle(anymode, nic.ifp) is None
+    assert rig.off.ipsec_accel_is_accel_sav(cbc)
+    assert nic.sa_table.count == 2 and rig.off.stats.rejects == 2
+    rig.flush()
+    rig.check(balanced=True)
+    assert nic.outstanding() == {} and nic.sa_table.count == 0 and not nic.check_invariants()
+
+
+def test_counters_feed_lifetimes_and_byte_expiry(rig: OffloadRig) -> None:
+    """§10: the poll's cumulative counters become SA current lifetime (and
+    accel_hw_*): a hard byte lifetime expires the SA, which is forgotten."""
+    nic = _attach(rig)
+    cap = Capture()
+    nic.set_transmit(cap)
+    hard, soft = lifetimes(hard=(0, 10 * len(PKT) - 1, 0, 0), soft=(0, 8 * len(PKT), 0, 0))
+    sav = rig.add_sa(0x1000, extra=[hard, soft], **gcm_sa())
+    rig.sync()
+    h = rig.off.ipsec_accel_sav_handle(sav, nic.ifp)
+    assert h is not None
+    for _ in range(4):
+        nic.if_transmit(nic.ifp, tagged(PKT, h.drv_spi))
+    assert cap.frames[0] == esp_transport_output(sw_state(sav), PKT)
+    nic.poll_now()
+    assert (sav.lft_c_bytes, sav.lft_c_allocations) == (4 * len(PKT), 4)
+    assert (sav.accel_hw_octets, sav.accel_hw_allocs) == (4 * len(PKT), 4)
+    nic.poll_now()                       # cumulative: a second report adds nothing
+    assert sav.accel_hw_octets == 4 * len(PKT)
+    for _ in range(6):
+        nic.if_transmit(nic.ifp, tagged(PKT, h.drv_spi))
+    nic.poll_now()
+    rig.tick(1)                          # soft, then hard: DYING, then DEAD
+    rig.tick(1)
+    rig.sync()
+    assert sav.state == DEAD
+    assert nic.handles() == [] and nic.outstanding() == {}
+    rig.check(balanced=True)
+
+
+def test_capability_toggle_forgets_and_never_replays(rig: OffloadRig) -> None:
+    """§6.4: ifconfig mce0 -ipsec closes the port, ipsec_accel_on_ifdown,
+    toggles, reopens; enabling again replays nothing (§17.9)."""
+    nic = _attach(rig)
+    sav = rig.add_sa(0x1000, **gcm_sa())
+    rig.sync()
+    assert nic.handles()
+    assert rig.ifnets.if_setipsec(nic.ifp, False) == 0
+    rig.sync()
+    assert not nic.ifp.ipsec_offload and nic.running
+    assert nic.handles() == [] and rig.off.ipsec_accel_sav_handle(sav, nic.ifp) is None
+    assert rig.ifnets.if_setipsec(nic.ifp, True) == 0
+    rig.sync()
+    assert nic.handles() == []
+    rig.check()
+
+
+def test_ifdown_forgets_handles(rig: OffloadRig) -> None:
+    nic = _attach(rig)
+    rig.add_sa(0x1000, **gcm_sa())
+    rig.add_sa(0x1001, **gcm_sa(key=GCM256_KEY))
+    rig.sync()
+    assert len(nic.handles()) == 2
+    rig.ifnets.if_setupdown(nic.ifp, False)
+    rig.sync()
+    assert nic.handles() == [] and rig.off.sav_handles() == []
+    rig.check(balanced=True)
+
+
+def test_vlan_handles_report_against_the_vlan(rig: OffloadRig) -> None:
+    """A vlan proxies to mlx5 with the vlan ifp: the SA is installed twice
+    (parent and vlan handle), counters are reported per handle."""
+    nic = _attach(rig)
+    err, vname = rig.ifnets.if_clone_create("mce0.5")
+    assert err == 0
+    vlan = rig.ifnets[vname]
+    sav = rig.add_sa(0x1000, **gcm_sa())
+    rig.sync()
+    hv = rig.off.ipsec_accel_sav_handle(sav, vlan)
+    hp = rig.off.ipsec_accel_sav_handle(sav, nic.ifp)
+    assert hv is not None and hp is not None and hv.drv_spi != hp.drv_spi
+    assert nic.handle(hv.drv_spi).ifpo is vlan
+    vlan.if_transmit(vlan, tagged(PKT, hv.drv_spi))    # vlan_transmit -> parent
+    nic.poll_now()
+    assert sav.accel_hw_allocs == 1
+    rig.flush()
+    rig.check(balanced=True)
+
+
+def test_spd_offload_through_the_layer(rig: OffloadRig) -> None:
+    """if_spdadd under the layer: a transport policy is installed, a
+    two-template one REJECTED (handle kept, never retried)."""
+    nic = _attach(rig)
+    sp = rig.spdadd()
+    rig.sync()
+    assert len(nic.policies()) == 1 and nic.policies()[0]["sp"] is sp
+    rig.spdflush()
+    rig.sync()
+    assert nic.policies() == []
+    rig.check()
+
+
+def test_gmac_auth_ids() -> None:
+    """esp_init sets alg_auth to the GMAC of the key size; mlx5 accepts
+    AES128GMAC/AES256GMAC only."""
+    assert make_sav(key=GCM128_KEY).alg_auth == SADB_AALG.X_AES128GMAC
+    assert make_sav(key=GCM256_KEY).alg_auth == SADB_AALG.X_AES256GMAC
