@@ -31,7 +31,8 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ipsec_accel.packet import make_packet
-from ipsec_accel.xform_esp import EspState, esp_transport_output
+from ipsec_accel.xform_esp import EspState
+from ipsec_accel.esp_encap import esp_transport_output
 from pfkey.pfkeyv2 import SADB_AALG, SADB_EALG
 
 BATCH = 1000

@@ -75,12 +75,20 @@ import threading
 from typing import Any, Callable, ClassVar, Iterable, Optional
 
 from ipsec_accel.ifnet import (
+
     IFCAP2_IPSEC_OFFLOAD_MASK, IFCAP_HWCSUM, IFCAP_HWCSUM_IPV6, IFCAP_LINKSTATE, IFCAP_NV,
+
     IFCAP_TSO, IFCAP_VLAN_HWCSUM, IFCAP_VLAN_HWTAGGING, IFCAP_VLAN_HWTSO, IFCAP_VLAN_MTU,
+
     IFF_DRV_RUNNING, IFF_UP, IFT_L2VLAN, LINK_STATE_DOWN, LINK_STATE_UP, IfIoctl,
+
     IfIpsecAccelMethods, Ifnet, IfnetRegistry, IfReq, if_ioctl_default,
-    if_setipsec_accel_methods, vlan_trunkdev,
+
+    if_setipsec_accel_methods,
+
 )
+
+from ipsec_accel.if_vlan import vlan_trunkdev
 from ipsec_accel.mbuf import Mbuf, Zone
 from ipsec_accel.xform_esp import EspState
 

@@ -68,9 +68,10 @@ from ipsec_accel.mbuf import (
     m_tag_find, m_tag_get, m_tag_prepend,
 )
 from ipsec_accel.packet import PacketError, ipv6_upper_layer
-from ipsec_accel.xform_esp import (
-    EspBadAuth, EspDummy, EspError, esp_input_packet, esp_transport_output, esp_tunnel_output,
-    natt_classify, udp_decap, udp_encap,
+from ipsec_accel.xform_esp import EspBadAuth, EspDummy, EspError
+from ipsec_accel.esp_encap import (
+    esp_input_packet, esp_transport_output, esp_tunnel_output, natt_classify, udp_decap,
+    udp_encap,
 )
 from pfkey.ipsec import IPSEC_MODE
 

@@ -23,7 +23,9 @@ from __future__ import annotations
 import errno as _errno
 from typing import TYPE_CHECKING, Any, Optional
 
-from ipsec_accel.ifnet import IFT_L2VLAN, Ifnet, vlan_tag, vlan_trunkdev
+from ipsec_accel.ifnet import IFT_L2VLAN, Ifnet
+
+from ipsec_accel.if_vlan import vlan_tag, vlan_trunkdev
 from ipsec_accel.mbuf import (
     CSUM_IP, CSUM_IP6_TCP, CSUM_IP6_TSO, CSUM_IP6_UDP, CSUM_TCP, CSUM_TSO, CSUM_UDP,
 )

@@ -64,7 +64,7 @@ import tomllib
 from typing import Any, NamedTuple, Optional
 
 from ipsec_accel.host import Host
-from ipsec_accel.ifnet import VlanParams
+from ipsec_accel.if_vlan import VlanParams
 from pfkey.clock import Clock, FakeClock
 
 from .base import POLL_OFF, POLL_THREAD, MockNic

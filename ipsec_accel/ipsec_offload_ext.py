@@ -64,7 +64,9 @@ from pfkey.keydb import (
 )
 from pfkey.spd import SecPolicyIndex, key_cmpspidx_withmask
 
-from .ifnet import IFCAP2_IPSEC_OFFLOAD_MASK, IFF_RENAMING, Ifnet, vlan_trunkdev
+from .ifnet import IFCAP2_IPSEC_OFFLOAD_MASK, IFF_RENAMING, Ifnet
+
+from .if_vlan import vlan_trunkdev
 from .ipsec_offload_defs import (
     SA_DIR_UNKNOWN, SADB_X_IF_HW_OFFL_F_NOFALLBACK, IfIpsecAccelMethodsExt, SaOffloadInfo,
 )

@@ -19,7 +19,8 @@ from drivers.hw import DIR_IN, DIR_OUT, HwTable, NicSa, SaParams
 from drivers.testing import (
     GCM128_KEY, GCM256_KEY, Capture, crypto_offload_frame, make_sav, sw_state, tagged,
 )
-from ipsec_accel.ifnet import IFT_L2VLAN, IfnetRegistry, VlanParams
+from ipsec_accel.ifnet import IFT_L2VLAN, IfnetRegistry
+from ipsec_accel.if_vlan import VlanParams
 from ipsec_accel.mbuf import (
     CSUM_IP, CSUM_L4_VALID, CSUM_TSO, IF_SND_TAG_TYPE_IPSEC_ACCEL, PACKET_TAG_IPSEC_ACCEL_IN,
     PACKET_TAG_IPSEC_IN_CRYPTO_DONE, IfSndTagSw, Mbuf, MTag, Zone, m_set_snd_tag, m_snd_tag_alloc,
@@ -27,7 +28,7 @@ from ipsec_accel.mbuf import (
 )
 from ipsec_accel.packet import udp_packet
 from ipsec_accel.wire import Wire
-from ipsec_accel.xform_esp import (
+from ipsec_accel.esp_encap import (
     esp_input_packet, esp_transport_output, esp_tunnel_output, udp_encap,
 )
 from pfkey.ipsec import IPSEC_MODE

@@ -22,7 +22,7 @@ from ipsec_accel.ifnet import IfnetRegistry
 from ipsec_accel.packet import udp_packet
 from ipsec_accel.taskqueue import TqMode
 from ipsec_accel.testing import OffloadRig
-from ipsec_accel.xform_esp import esp_transport_output
+from ipsec_accel.esp_encap import esp_transport_output
 from pfkey.ipsec import IPSEC_DIR, IPSEC_MODE
 from pfkey.pfkeyv2 import SADB_EALG, SADB_SAFLAGS
 

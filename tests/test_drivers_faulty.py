@@ -357,7 +357,7 @@ def test_counters_add_up_under_concurrency(race_factory: Callable[..., _Race]) -
 def test_nic_bytes_match_software_through_the_layer(race_factory: Callable[..., _Race]) -> None:
     """The faulty NIC still really encrypts (CBC + HMAC SA of key_testing):
     what it sends opens with the SA's software state."""
-    from ipsec_accel.xform_esp import esp_input_packet
+    from ipsec_accel.esp_encap import esp_input_packet
     r = race_factory(seed=3)
     frames: list[bytes] = []
     r.nic.set_transmit(frames.append)

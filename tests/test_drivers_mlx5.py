@@ -23,7 +23,7 @@ from ipsec_accel.mbuf import CSUM_IP, CSUM_TSO, CSUM_UDP
 from ipsec_accel.packet import udp_packet
 from ipsec_accel.taskqueue import TqMode
 from ipsec_accel.testing import OffloadRig
-from ipsec_accel.xform_esp import esp_transport_output
+from ipsec_accel.esp_encap import esp_transport_output
 from pfkey.ipsec import IPSEC_DIR, IPSEC_MODE, IPSEC_POLICY
 from pfkey.key_testing import lifetimes
 from pfkey.keydb import DEAD

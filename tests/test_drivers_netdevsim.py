@@ -21,7 +21,7 @@ from drivers.testing import (
 )
 from ipsec_accel.ifnet import IfnetRegistry
 from ipsec_accel.packet import icmp_echo
-from ipsec_accel.xform_esp import esp_transport_output
+from ipsec_accel.esp_encap import esp_transport_output
 from pfkey.ipsec import IPSEC_MODE
 from pfkey.pfkeyv2 import SADB_EALG, SADB_SAFLAGS
 

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from ipsec_accel import packet as P
-from ipsec_accel.xform_esp import (
-    EspState, esp_input_packet, esp_transport_output, esp_tunnel_output, udp_decap, udp_encap,
+from ipsec_accel.xform_esp import EspState
+from ipsec_accel.esp_encap import (
+    esp_input_packet, esp_transport_output, esp_tunnel_output, udp_decap, udp_encap,
 )
 from pfkey.ipsec import IPSEC_MODE
 from pfkey.pfkeyv2 import SADB_AALG, SADB_EALG, SADB_SAFLAGS

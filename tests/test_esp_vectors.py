@@ -20,9 +20,8 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from ipsec_accel.packet import parse
-from ipsec_accel.xform_esp import (
-    EspState, esp_input_packet, esp_transport_output, esp_tunnel_output,
-)
+from ipsec_accel.xform_esp import EspState
+from ipsec_accel.esp_encap import esp_input_packet, esp_transport_output, esp_tunnel_output
 from pfkey.pfkeyv2 import SADB_EALG, SADB_SAFLAGS
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "esp_vectors.md"

@@ -9,11 +9,13 @@ from typing import Any
 
 import pytest
 
+import ipsec_accel.if_vlan as vlan
 import ipsec_accel.ifnet as ifn
 from ipsec_accel.ifnet import (
     IFCAP2_IPSEC_OFFLOAD, IFCAP2_IPSEC_OFFLOAD_MASK, IFF_DRV_RUNNING, IFF_RENAMING, IFF_UP,
-    IfIoctl, IfIpsecAccelMethods, Ifnet, IfnetError, IfnetRegistry, IfReq, ifconfig,
+    IfIoctl, IfIpsecAccelMethods, Ifnet, IfnetError, IfnetRegistry, IfReq,
 )
+from ipsec_accel.ifconfig import ifconfig
 from ipsec_accel.mbuf import CSUM_IP_TCP, CSUM_IP_TSO, M_VLANTAG, Mbuf
 
 NIC_CAPS = (ifn.IFCAP_NV | ifn.IFCAP_HWCSUM | ifn.IFCAP_VLAN_MTU | ifn.IFCAP_VLAN_HWTAGGING
@@ -328,10 +330,10 @@ def test_vlan_mirrors_parent_ipsec_capability(reg: IfnetRegistry) -> None:
     = parent's enabled & ifv_capenable2 (-1) & IPSEC, proxy accel methods
     installed; recomputed when the parent toggles (VLAN_CAPABILITIES)."""
     p = make_nic(reg, driver=Driver())
-    assert reg.if_clone_create("vlan100", ifn.VlanParams(100, "mce0"))[0] == 0
+    assert reg.if_clone_create("vlan100", vlan.VlanParams(100, "mce0"))[0] == 0
     v = reg["vlan100"]
     assert v.if_capabilities2 == 0x4 and v.ipsec_offload
-    assert v.if_ipsec_accel_m is ifn.VLAN_IPSEC_ACCEL_METHODS
+    assert v.if_ipsec_accel_m is vlan.VLAN_IPSEC_ACCEL_METHODS
     assert not v.if_capabilities & ifn.IFCAP_NV
     assert reg.if_setipsec(p, False) == 0
     assert v.if_capabilities2 == 0x4 and not v.ipsec_offload
@@ -348,7 +350,7 @@ def test_vlan_proxy_passes_vlan_ifp_and_hwassist_goes_to_trunk(reg: IfnetRegistr
     vlan_if_ipsec_hwassist calls the trunk's method with the trunk's ifp."""
     drv = Driver()
     p = make_nic(reg, driver=drv)
-    reg.if_clone_create("vlan7", ifn.VlanParams(7, "mce0"))
+    reg.if_clone_create("vlan7", vlan.VlanParams(7, "mce0"))
     v = reg["vlan7"]
     m = v.if_ipsec_accel_m
     assert m is not None
@@ -371,13 +373,13 @@ def test_vlan_without_trunk_returns_enxio(reg: IfnetRegistry) -> None:
     get ENXIO and hwassist 0 -- and the vlan ifp does not depart itself."""
     drv = Driver()
     p = make_nic(reg, driver=drv, up=True)
-    reg.if_clone_create("vlan7", ifn.VlanParams(7, "mce0"))
+    reg.if_clone_create("vlan7", vlan.VlanParams(7, "mce0"))
     v = reg["vlan7"]
     departed: list[str] = []
     reg.ifnet_departure_event.register(lambda i: departed.append(i.if_xname))
     reg.if_detach(p)
     assert departed == ["mce0"]
-    assert ifn.vlan_trunkdev(v) is None and not v.running and v.ipsec_offload
+    assert vlan.vlan_trunkdev(v) is None and not v.running and v.ipsec_offload
     m = v.if_ipsec_accel_m
     assert m is not None
     assert m.if_sa_newkey(v, "sav", 3) == (errno.ENXIO, None)
@@ -394,16 +396,16 @@ def test_vlan_without_trunk_returns_enxio(reg: IfnetRegistry) -> None:
 def test_parent_rename_keeps_vlans(reg: IfnetRegistry) -> None:
     """vlan_ifdetach returns early for IFF_RENAMING."""
     make_nic(reg)
-    reg.if_clone_create("vlan7", ifn.VlanParams(7, "mce0"))
+    reg.if_clone_create("vlan7", vlan.VlanParams(7, "mce0"))
     assert reg.if_rename(reg["mce0"], "lan0") == 0
-    assert ifn.vlan_trunkdev(reg["vlan7"]) is reg["lan0"]
+    assert vlan.vlan_trunkdev(reg["vlan7"]) is reg["lan0"]
 
 
 def test_vlan_cannot_toggle_ipsec_itself(reg: IfnetRegistry) -> None:
     """A vlan has no IFCAP_NV and vlan_ioctl does not handle SIOCSIFCAPNV:
     ``ifconfig vlanN -ipsec`` fails with EINVAL."""
     make_nic(reg)
-    reg.if_clone_create("vlan7", ifn.VlanParams(7, "mce0"))
+    reg.if_clone_create("vlan7", vlan.VlanParams(7, "mce0"))
     err = io.StringIO()
     assert ifconfig(reg, ["vlan7", "-ipsec"], io.StringIO(), err) == 1
     assert err.getvalue() == "ifconfig: -ipsec: Invalid argument\n"
@@ -419,18 +421,18 @@ def test_vlan_config_rules(reg: IfnetRegistry) -> None:
     p2p = Ifnet("tun0", flags=ifn.IFF_POINTOPOINT | ifn.IFF_MULTICAST)
     reg.if_attach(p2p)
     for vid in (0, 0xFFF, 0x1000):
-        assert reg.if_clone_create("vlan1", ifn.VlanParams(vid, "mce0"))[0] == errno.EINVAL
+        assert reg.if_clone_create("vlan1", vlan.VlanParams(vid, "mce0"))[0] == errno.EINVAL
     assert "vlan1" not in reg
-    assert reg.if_clone_create("vlan1", ifn.VlanParams(5, "mce0"))[0] == 0
-    assert reg.if_clone_create("vlan2", ifn.VlanParams(5, "mce0"))[0] == errno.EEXIST
-    assert reg.if_clone_create("vlan2", ifn.VlanParams(5, "tun0"))[0] == errno.EPROTONOSUPPORT
-    assert reg.if_clone_create("vlan2", ifn.VlanParams(5, "nope"))[0] == errno.ENXIO
-    assert reg.if_clone_create("vlan3", ifn.VlanParams(6, "ix0"))[0] == 0
+    assert reg.if_clone_create("vlan1", vlan.VlanParams(5, "mce0"))[0] == 0
+    assert reg.if_clone_create("vlan2", vlan.VlanParams(5, "mce0"))[0] == errno.EEXIST
+    assert reg.if_clone_create("vlan2", vlan.VlanParams(5, "tun0"))[0] == errno.EPROTONOSUPPORT
+    assert reg.if_clone_create("vlan2", vlan.VlanParams(5, "nope"))[0] == errno.ENXIO
+    assert reg.if_clone_create("vlan3", vlan.VlanParams(6, "ix0"))[0] == 0
     assert reg["vlan1"].mtu == 1500 and reg["vlan3"].mtu == 1496
     v1 = reg["vlan1"]
     assert reg.ifioctl(v1, IfIoctl.SIOCSETVLAN, IfReq(vlan_tag=9, vlan_parent="ix0")) == errno.EBUSY
     assert reg.ifioctl(v1, IfIoctl.SIOCSETVLAN, IfReq(vlan_tag=9, vlan_parent="mce0")) == 0
-    assert ifn.vlan_tag(v1) == 9
+    assert vlan.vlan_tag(v1) == 9
     assert reg.if_setmtu(v1, 1501) == errno.EINVAL and reg.if_setmtu(v1, 1400) == 0
     q = IfReq()
     assert reg.ifioctl(v1, IfIoctl.SIOCGETVLAN, q) == 0
@@ -444,13 +446,13 @@ def test_vlan_link_state_and_transmit(reg: IfnetRegistry) -> None:
     p = make_nic(reg)
     sent: list[Mbuf] = []
     p.if_transmit = lambda ifp, m: sent.append(m) or 0
-    reg.if_clone_create("vlan7", ifn.VlanParams(7, "mce0"))
+    reg.if_clone_create("vlan7", vlan.VlanParams(7, "mce0"))
     v = reg["vlan7"]
     m = Mbuf(b"\x45" + bytes(19))
-    assert ifn.vlan_transmit(v, m) == errno.ENETDOWN
+    assert vlan.vlan_transmit(v, m) == errno.ENETDOWN
     reg.if_setupdown(p, True)
     assert v.if_link_state == ifn.LINK_STATE_UP
-    assert ifn.vlan_transmit(v, m) == 0
+    assert vlan.vlan_transmit(v, m) == 0
     assert sent == [m] and m.ether_vtag == 7 and m.m_flags & M_VLANTAG
     assert v.if_counters[ifn.IFCOUNTER_OPACKETS] == 1
     reg.if_link_state_change(p, ifn.LINK_STATE_DOWN)
@@ -461,7 +463,7 @@ def test_vlan_hwassist_follows_parent(reg: IfnetRegistry) -> None:
     """vlan_capabilities: hwassist from the parent's, filtered by what the
     vlan may use (TSO needs IFCAP_VLAN_HWTSO)."""
     make_nic(reg)
-    reg.if_clone_create("vlan7", ifn.VlanParams(7, "mce0"))
+    reg.if_clone_create("vlan7", vlan.VlanParams(7, "mce0"))
     v = reg["vlan7"]
     assert v.if_hwassist == CSUM_IP_TCP | CSUM_IP_TSO
     assert v.if_capenable & ifn.IFCAP_TSO4
@@ -475,11 +477,11 @@ def test_cloners_create_and_destroy(reg: IfnetRegistry) -> None:
     EINVAL for a name no cloner takes or destroying a non-cloned interface;
     vlan_clone_destroy refuses (EBUSY) a vlan that is itself a trunk."""
     make_nic(reg)
-    assert reg.if_clone_create("vlan", ifn.VlanParams(10, "mce0")) == (0, "vlan0")
-    assert reg.if_clone_create("vlan", ifn.VlanParams(11, "mce0")) == (0, "vlan1")
+    assert reg.if_clone_create("vlan", vlan.VlanParams(10, "mce0")) == (0, "vlan0")
+    assert reg.if_clone_create("vlan", vlan.VlanParams(11, "mce0")) == (0, "vlan1")
     assert reg.if_clone_create("vlan0")[0] == errno.EEXIST
     assert reg.if_clone_create("mce0.20") == (0, "mce0.20")
-    assert ifn.vlan_tag(reg["mce0.20"]) == 20
+    assert vlan.vlan_tag(reg["mce0.20"]) == 20
     assert reg.if_clone_create("lo")[1] == "lo0"
     assert reg["lo0"].if_flags & ifn.IFF_LOOPBACK and reg["lo0"].mtu == 16384
     assert reg.if_clone_create("bogus0")[0] == errno.EINVAL
@@ -489,7 +491,7 @@ def test_cloners_create_and_destroy(reg: IfnetRegistry) -> None:
     assert reg.if_clone_destroy("vlan0") == errno.EBUSY
     assert reg.if_clone_destroy("vlan0.30") == 0
     assert reg.if_clone_destroy("vlan0") == 0
-    assert reg.if_clone_create("vlan", ifn.VlanParams(12, "mce0")) == (0, "vlan0")
+    assert reg.if_clone_create("vlan", vlan.VlanParams(12, "mce0")) == (0, "vlan0")
     assert reg.if_clone_destroy("lo0") == 0
 
 
@@ -537,9 +539,9 @@ def test_ifconfig_commands_and_errors(reg: IfnetRegistry) -> None:
     assert run(reg, "vlan5", "create") == (0, "", "")
     assert run(reg, "vlan5", "vlan", "5")[2] == "ifconfig: both vlan and vlandev must be specified\n"
     assert run(reg, "vlan5", "vlan", "5", "vlandev", "mce0") == (0, "", "")
-    assert ifn.vlan_trunkdev(reg["vlan5"]) is reg["mce0"]
+    assert vlan.vlan_trunkdev(reg["vlan5"]) is reg["mce0"]
     assert run(reg, "vlan5", "-vlandev") == (0, "", "")
-    assert ifn.vlan_trunkdev(reg["vlan5"]) is None
+    assert vlan.vlan_trunkdev(reg["vlan5"]) is None
     assert run(reg, "vlan6", "create", "vlan", "6")[2] == \
         "ifconfig: must specify a parent device for vlan create\n"
     assert run(reg, "vlan5", "create")[2] == "ifconfig: SIOCIFCREATE2: File exists\n"

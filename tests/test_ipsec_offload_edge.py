@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import threading
 
-from ipsec_accel.ifnet import VlanParams
+from ipsec_accel.if_vlan import VlanParams
 from ipsec_accel.ipsec_offload import (
     IFP_HS_HANDLED, IFP_HS_REJECTED, IPSEC_ACCEL_DRV_SPI_BYPASS, IPSEC_ACCEL_DRV_SPI_MAX,
     IPSEC_ACCEL_DRV_SPI_MIN, esp_hdrsiz_sav,

@@ -9,7 +9,7 @@ import io
 
 import pytest
 
-from ipsec_accel.ifnet import ifconfig
+from ipsec_accel.ifconfig import ifconfig
 from ipsec_accel.ipsec_offload import (
     EXTENSIONS, SA_DIR_UNKNOWN, SADB_X_IF_HW_OFFL_F_NOFALLBACK, SaOffloadInfo,
 )

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import io
 
-from ipsec_accel.ifnet import VlanParams, ifconfig
+from ipsec_accel.if_vlan import VlanParams
+
+from ipsec_accel.ifconfig import ifconfig
 from ipsec_accel.ipsec_offload import IFP_HS_MARKER
 from ipsec_accel.testing import (  # noqa: F401  (fixtures)
     make_offload_rig, offload_rig, offload_rig_manual, offload_rig_threaded,

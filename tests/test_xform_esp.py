@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from ipsec_accel import packet as P
 from ipsec_accel import xform as X
+from ipsec_accel import esp_encap as EN
 from ipsec_accel import xform_esp as XE
 from ipsec_accel.xform_esp import EspState, EspStat
 from pfkey.errors import ReplyError
@@ -657,11 +658,11 @@ def test_transport_round_trip(v6: bool, proto: str) -> None:
     src, dst = (V6A, V6B) if v6 else (V4A, V4B)
     tx, rx = pair("cbc128-sha1", mode=IPSEC_MODE.TRANSPORT)
     pkt = P.make_packet(src, dst, 300, proto)
-    out = XE.esp_transport_output(tx, pkt)
+    out = EN.esp_transport_output(tx, pkt)
     p = P.parse(out)
     assert p.proto == 50 and p.ip_checksum_ok() and len(out) == tx.output_size(len(pkt),
                                                                               40 if v6 else 20)
-    back, seq = XE.esp_transport_input(rx, out)
+    back, seq = EN.esp_transport_input(rx, out)
     assert (back, seq) == (pkt, 1)
 
 
@@ -671,9 +672,9 @@ def test_transport_ipv4_options_kept() -> None:
     hdr = P.IPv4Header(P.addr_bytes(V4A), P.addr_bytes(V4B), 17, 24 + 12,
                        options=b"\x01\x01\x01\x00")
     pkt = hdr.pack() + P.UDPHeader(1, 2, 12, 0).pack() + b"abcd"
-    out = XE.esp_transport_output(tx, pkt)
+    out = EN.esp_transport_output(tx, pkt)
     assert out[20:24] == b"\x01\x01\x01\x00" and out[9] == 50
-    assert XE.esp_input_packet(rx, out)[0] == pkt
+    assert EN.esp_input_packet(rx, out)[0] == pkt
 
 
 def test_transport_ipv6_extension_headers() -> None:
@@ -685,14 +686,14 @@ def test_transport_ipv6_extension_headers() -> None:
     dstopt = bytes((17, 0)) + bytes(6)
     pkt = P.IPv6Header(P.addr_bytes(V6A), P.addr_bytes(V6B), 60, len(dstopt + inner)).pack() \
         + dstopt + inner
-    out = XE.esp_transport_output(tx, pkt)
+    out = EN.esp_transport_output(tx, pkt)
     assert out[6] == 50 and out[40:44] == SPI.to_bytes(4, "big")
-    assert XE.esp_input_packet(rx, out)[0] == pkt
+    assert EN.esp_input_packet(rx, out)[0] == pkt
     # ESP behind a hop-by-hop header, as a peer may send it.
     esp = tx.output(inner, 17)
     hbh = bytes((50, 0)) + bytes(6)
     wire = P.IPv6Header(P.addr_bytes(V6A), P.addr_bytes(V6B), 0, 8 + len(esp)).pack() + hbh + esp
-    back, nxt, _ = XE.esp_input_packet(rx, wire)
+    back, nxt, _ = EN.esp_input_packet(rx, wire)
     assert nxt == 17 and back[40] == 17 and back[48:] == inner
     assert int.from_bytes(back[4:6], "big") == 8 + len(inner)
 
@@ -705,18 +706,18 @@ def test_tunnel_round_trip(inner_v6: bool, outer_v6: bool) -> None:
     tx, rx = pair("chacha", mode=IPSEC_MODE.TUNNEL)
     inner = P.make_packet(*((V6A, V6B) if inner_v6 else (V4A, V4B)), 200, "tcp")
     osrc, odst = ("2001:db8:1::1", "2001:db8:2::1") if outer_v6 else ("192.0.2.1", "192.0.2.2")
-    out = XE.esp_tunnel_output(tx, inner, osrc, odst, ident=7)
+    out = EN.esp_tunnel_output(tx, inner, osrc, odst, ident=7)
     p = P.parse(out)
     assert p.proto == 50 and P.addr_text(p.src) == osrc and p.ip_checksum_ok()
     assert (p.ip.hlim if outer_v6 else p.ip.ttl) == 64  # type: ignore[union-attr]
-    inner_back, nxt, seq = XE.esp_input_packet(rx, out)
+    inner_back, nxt, seq = EN.esp_input_packet(rx, out)
     assert (inner_back, nxt, seq) == (inner, 41 if inner_v6 else 4, 1)
-    assert XE.esp_tunnel_input(rx, XE.esp_tunnel_output(tx, inner, osrc, odst)) == (inner, 2)
+    assert EN.esp_tunnel_input(rx, EN.esp_tunnel_output(tx, inner, osrc, odst)) == (inner, 2)
     with pytest.raises(P.PacketError):
-        XE.esp_tunnel_input(rx, XE.esp_transport_output(tx, inner))
+        EN.esp_tunnel_input(rx, EN.esp_transport_output(tx, inner))
     rx_transport = pair("chacha", mode=IPSEC_MODE.TRANSPORT)[1]
     with pytest.raises(P.PacketError):
-        XE.esp_transport_input(rx_transport, XE.esp_tunnel_output(tx, inner, osrc, odst))
+        EN.esp_transport_input(rx_transport, EN.esp_tunnel_output(tx, inner, osrc, odst))
 
 
 def test_tunnel_df_and_ecn() -> None:
@@ -725,23 +726,23 @@ def test_tunnel_df_and_ecn() -> None:
     tx, _ = pair()
     inner = P.udp_packet(V4A, V4B, 1, 2, b"x", df=True, tos=0xB8 | 0x02)
     for dfbit, df in ((0, 0), (1, P.IP_DF), (2, P.IP_DF)):
-        o = P.parse(XE.esp_tunnel_output(tx, inner, "192.0.2.1", "192.0.2.2", dfbit=dfbit))
+        o = P.parse(EN.esp_tunnel_output(tx, inner, "192.0.2.1", "192.0.2.2", dfbit=dfbit))
         assert o.ip.flags_off == df and o.ip.tos == 0xB8  # type: ignore[union-attr]
     nodf = P.udp_packet(V4A, V4B, 1, 2, b"x")
-    o = P.parse(XE.esp_tunnel_output(tx, nodf, "192.0.2.1", "192.0.2.2", dfbit=2))
+    o = P.parse(EN.esp_tunnel_output(tx, nodf, "192.0.2.1", "192.0.2.2", dfbit=2))
     assert o.ip.flags_off == 0  # type: ignore[union-attr]
 
 
 def test_ecn_functions() -> None:
     """ip_ecn.c: ingress ALLOWED turns CE into ECT(0) outside, FORBIDDEN clears,
     NOCARE copies; egress ALLOWED propagates CE, drops CE over not-ECT."""
-    assert XE.ip_ecn_ingress(XE.ECN_ALLOWED, 0x03) == 0x02
-    assert XE.ip_ecn_ingress(XE.ECN_ALLOWED, 0x01) == 0x01
-    assert XE.ip_ecn_ingress(XE.ECN_FORBIDDEN, 0xBB) == 0xB8
-    assert XE.ip_ecn_ingress(XE.ECN_NOCARE, 0xBB) == 0xBB
-    assert XE.ip_ecn_egress(XE.ECN_ALLOWED, 0x03, 0x02) == 0x03
-    assert XE.ip_ecn_egress(XE.ECN_ALLOWED, 0x03, 0x00) is None
-    assert XE.ip_ecn_egress(XE.ECN_FORBIDDEN, 0x03, 0x00) == 0x00
+    assert EN.ip_ecn_ingress(EN.ECN_ALLOWED, 0x03) == 0x02
+    assert EN.ip_ecn_ingress(EN.ECN_ALLOWED, 0x01) == 0x01
+    assert EN.ip_ecn_ingress(EN.ECN_FORBIDDEN, 0xBB) == 0xB8
+    assert EN.ip_ecn_ingress(EN.ECN_NOCARE, 0xBB) == 0xBB
+    assert EN.ip_ecn_egress(EN.ECN_ALLOWED, 0x03, 0x02) == 0x03
+    assert EN.ip_ecn_egress(EN.ECN_ALLOWED, 0x03, 0x00) is None
+    assert EN.ip_ecn_egress(EN.ECN_FORBIDDEN, 0x03, 0x00) == 0x00
 
 
 def test_tunnel_ecn_egress() -> None:
@@ -750,16 +751,16 @@ def test_tunnel_ecn_egress() -> None:
     tx, rx = pair(replay=0)
     for itos, ok in ((0x02, True), (0x00, False)):
         inner = P.udp_packet(V4A, V4B, 1, 2, b"x", tos=itos)
-        out = bytearray(XE.esp_tunnel_output(tx, inner, "192.0.2.1", "192.0.2.2",
-                                             ecn=XE.ECN_NOCARE))
+        out = bytearray(EN.esp_tunnel_output(tx, inner, "192.0.2.1", "192.0.2.2",
+                                             ecn=EN.ECN_NOCARE))
         out[1] |= 0x03                               # a router marks CE
         out[:20] = P.ipv4_header_with(bytes(out[:20]))
         if ok:
-            back = XE.esp_tunnel_input(rx, bytes(out), ecn=XE.ECN_ALLOWED)[0]
+            back = EN.esp_tunnel_input(rx, bytes(out), ecn=EN.ECN_ALLOWED)[0]
             assert back[1] == 0x03 and P.parse(back).ip_checksum_ok()
         else:
             with pytest.raises(XE.EspError):
-                XE.esp_tunnel_input(rx, bytes(out), ecn=XE.ECN_ALLOWED)
+                EN.esp_tunnel_input(rx, bytes(out), ecn=EN.ECN_ALLOWED)
 
 
 @pytest.mark.parametrize("v6", [False, True])
@@ -768,27 +769,27 @@ def test_natt_encap_decap(v6: bool) -> None:
     over IPv4 (computed over IPv6); udp_ipsec_input restores plain ESP."""
     tx, rx = pair()
     src, dst = (V6A, V6B) if v6 else (V4A, V4B)
-    esp_pkt = XE.esp_transport_output(tx, P.make_packet(src, dst, 100, "udp"))
-    enc = XE.udp_encap(esp_pkt, 4500, 4501)
+    esp_pkt = EN.esp_transport_output(tx, P.make_packet(src, dst, 100, "udp"))
+    enc = EN.udp_encap(esp_pkt, 4500, 4501)
     p = P.parse(enc)
     assert p.proto == 17 and isinstance(p.l4, P.UDPHeader)
     assert (p.l4.sport, p.l4.dport, p.l4.length) == (4500, 4501, len(esp_pkt) - p.l4_off + 8)
     assert p.l4.checksum == 0 if not v6 else p.l4_checksum_ok()
     assert p.ip_checksum_ok() and p.data[:4] == SPI.to_bytes(4, "big")
-    assert XE.udp_decap(enc) == esp_pkt
-    assert XE.esp_input_packet(rx, XE.udp_decap(enc) or b"")[1] == 17
+    assert EN.udp_decap(enc) == esp_pkt
+    assert EN.esp_input_packet(rx, EN.udp_decap(enc) or b"")[1] == 17
 
 
 def test_natt_classify() -> None:
     """RFC 3948 §2.2-§2.3: keepalive 0xff, non-ESP marker (IKE), ESP."""
-    assert XE.natt_classify(b"\xff") == XE.NATT_KEEPALIVE
-    assert XE.natt_classify(bytes(4) + b"ike") == XE.NATT_IKE
-    assert XE.natt_classify(b"\x00\x00\x10\x00rest") == XE.NATT_ESP
+    assert EN.natt_classify(b"\xff") == EN.NATT_KEEPALIVE
+    assert EN.natt_classify(bytes(4) + b"ike") == EN.NATT_IKE
+    assert EN.natt_classify(b"\x00\x00\x10\x00rest") == EN.NATT_ESP
     ka = P.udp_packet(V4A, V4B, 4500, 4500, b"\xff")
     ike = P.udp_packet(V4A, V4B, 4500, 4500, bytes(4) + b"isakmp")
-    assert XE.udp_decap(ka) is None and XE.udp_decap(ike) is None
+    assert EN.udp_decap(ka) is None and EN.udp_decap(ike) is None
     with pytest.raises(P.PacketError):
-        XE.udp_decap(P.tcp_packet(V4A, V4B, 1, 2))
+        EN.udp_decap(P.tcp_packet(V4A, V4B, 1, 2))
 
 
 @pytest.mark.parametrize("proto", ["tcp", "udp"])
@@ -798,16 +799,16 @@ def test_natt_transport_checksum_fixup(proto: str) -> None:
     recomputed; it then verifies again."""
     tx, rx = pair()
     pkt = P.make_packet("10.1.1.1", "198.51.100.9", 120, proto)
-    wire = bytearray(XE.udp_encap(XE.esp_transport_output(tx, pkt)))
+    wire = bytearray(EN.udp_encap(EN.esp_transport_output(tx, pkt)))
     wire[12:16] = P.addr_bytes("203.0.113.5")            # the NAT rewrites the source
     wire[:20] = P.ipv4_header_with(bytes(wire[:20]))
-    plain = XE.esp_input_packet(rx, XE.udp_decap(bytes(wire)) or b"")[0]
+    plain = EN.esp_input_packet(rx, EN.udp_decap(bytes(wire)) or b"")[0]
     assert not P.parse(plain).l4_checksum_ok()
-    fixed = XE.natt_fix_l4_checksum(plain, "10.1.1.1", "198.51.100.9")
+    fixed = EN.natt_fix_l4_checksum(plain, "10.1.1.1", "198.51.100.9")
     assert P.parse(fixed).l4_checksum_ok()
-    assert P.parse(XE.natt_fix_l4_checksum(plain)).l4_checksum_ok()
+    assert P.parse(EN.natt_fix_l4_checksum(plain)).l4_checksum_ok()
     nocsum = P.udp_packet(V4A, V4B, 1, 2, b"x", l4_cksum=False)
-    assert XE.natt_fix_l4_checksum(nocsum, "10.9.9.9", V4B) == nocsum
+    assert EN.natt_fix_l4_checksum(nocsum, "10.9.9.9", V4B) == nocsum
 
 
 def test_esn_without_icv_reports_sequence() -> None:
