@@ -7,7 +7,8 @@ wall clock; time is injected and sockets are queues.  ``pfkey`` never imports
 """
 
 from . import (
-    clock, errors, extensions, hooks, ipsec, key_debug, keydb, message, pfkey_dump,
+    clock, errors, extensions, hooks, ipsec, ipsec_strerror, key_debug, keydb, message,
+    pfkey_dump,
     pfkeyv2, policy, spd,
 )
 from .clock import FakeClock, SystemClock
@@ -24,7 +25,8 @@ from .keysock import KEY_SENDUP_ALL, KEY_SENDUP_ONE, KEY_SENDUP_REGISTERED, KeyS
 from .message import Message, decode
 
 __all__ = [
-    "clock", "errors", "extensions", "hooks", "ipsec", "key_debug", "keydb", "message",
+    "clock", "errors", "extensions", "hooks", "ipsec", "ipsec_strerror", "key_debug", "keydb",
+    "message",
     "pfkey_dump", "pfkeyv2", "policy", "spd",
     "FakeClock", "SystemClock", "AccelHooks", "Key", "KeySocket", "KEY_SENDUP_ONE",
     "KEY_SENDUP_ALL", "KEY_SENDUP_REGISTERED",

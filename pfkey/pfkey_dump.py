@@ -34,13 +34,13 @@ Rules:
 
 from __future__ import annotations
 
-import enum
 import struct
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Callable, Mapping, Optional, Union
 
 from .errors import FREEBSD_ERRNO, EncodeError, freebsd_strerror
 from .extensions import SadbXPolicy
+from .ipsec_strerror import EIPSEC, ipsec_strerror
 from .key_debug import (
     MessageLike, inet_ntop4, inet_ntop6, ipsec_hexdump, is_linklocal6, message_bytes, peek,
 )
@@ -58,66 +58,6 @@ _SA2 = struct.Struct("<HHBBHII")
 _LFT = struct.Struct("<HHIQQQ")
 _POL = struct.Struct("<HHHBBII")
 _REQ = struct.Struct("<HHBBH")
-
-
-# ---------------------------------------------------------------------------
-# ipsec_strerror
-# ---------------------------------------------------------------------------
-
-class EIPSEC(enum.IntEnum):
-    """libipsec ``__ipsec_errcode`` values (ipsec_strerror.h)."""
-
-    NO_ERROR = 0
-    NOT_SUPPORTED = 1
-    INVAL_ARGUMENT = 2
-    INVAL_SADBMSG = 3
-    INVAL_VERSION = 4
-    INVAL_POLICY = 5
-    INVAL_ADDRESS = 6
-    INVAL_PROTO = 7
-    INVAL_MODE = 8
-    INVAL_LEVEL = 9
-    INVAL_SATYPE = 10
-    INVAL_MSGTYPE = 11
-    INVAL_EXTTYPE = 12
-    INVAL_ALGS = 13
-    INVAL_KEYLEN = 14
-    INVAL_FAMILY = 15
-    INVAL_PREFIXLEN = 16
-    INVAL_DIR = 17
-    INVAL_SPI = 18
-    NO_PROTO = 19
-    NO_ALGS = 20
-    NO_BUFS = 21
-    DO_GET_SUPP_LIST = 22
-    PROTO_MISMATCH = 23
-    FAMILY_MISMATCH = 24
-    FEW_ARGUMENTS = 25
-    SYSTEM_ERROR = 26
-    MAX = 27
-
-
-_IPSEC_ERRLIST: tuple[Optional[str], ...] = (
-    "Success", "Not supported", "Invalid argument", "Invalid sadb message",
-    "Invalid version", "Invalid security policy", "Invalid address specification",
-    "Invalid ipsec protocol", "Invalid ipsec mode", "Invalid ipsec level", "Invalid SA type",
-    "Invalid message type", "Invalid extension type", "Invalid algorithm type",
-    "Invalid key length", "Invalid address family", "Invalid prefix length",
-    "Invalid direction", "SPI range violation", "No protocol specified",
-    "No algorithm specified", "No buffers available",
-    "Must get supported algorithms list first", "Protocol mismatch", "Family mismatch",
-    "Too few arguments", None, "Unknown error",
-)
-
-
-def ipsec_strerror(code: int) -> str:
-    """The text libipsec prints for an error code; out-of-range codes are
-    "Unknown error", and SYSTEM_ERROR (whose text is set at run time, never by
-    the printers) prints as ``printf`` prints a NULL string."""
-    if code < 0 or code > EIPSEC.MAX:
-        code = EIPSEC.MAX
-    text = _IPSEC_ERRLIST[code]
-    return "(null)" if text is None else text
 
 
 # ---------------------------------------------------------------------------
@@ -791,7 +731,7 @@ def postproc_errmsg(msg_type: int, wire_errno: int, *, lineno: Optional[int] = N
 
 
 __all__ = [
-    "IfNameResolver", "EIPSEC", "ipsec_strerror", "STR_SATYPE", "STR_MODE", "STR_STATE",
+    "IfNameResolver", "STR_SATYPE", "STR_MODE", "STR_STATE",
     "STR_ALG_AUTH", "STR_ALG_ENC", "STR_ALG_COMP", "STR_SP_SCOPE", "IPSP_DIR_STRS",
     "IPSP_POLICY_STRS", "PROTOCOLS", "getprotobynumber", "str_time", "getnameinfo_host",
     "getnameinfo_port", "ipsec_dump_policy", "ipsec_dump_policy_error", "pfkey_sadump",

@@ -1144,3 +1144,12 @@ def test_public_names() -> None:
     """pfkey.pfkey_dump exports what its __all__ lists."""
     for name in pd.__all__:
         assert hasattr(pd, name), name
+
+
+def test_ipsec_strerror_is_freebsds_text() -> None:
+    """lib/libipsec/ipsec_strerror.c: code 17 is spelt "Invalid direciton" in
+    FreeBSD's table, and the printer and the policy parser share that table."""
+    from pfkey import pfkey_dump, policy
+    from pfkey.ipsec_strerror import EIPSEC
+    assert ipsec_strerror(EIPSEC.INVAL_DIR) == "Invalid direciton"
+    assert pfkey_dump.ipsec_strerror is policy.ipsec_strerror

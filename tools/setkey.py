@@ -80,8 +80,6 @@ the daemon, a DUMP/GET/SPDDUMP waits for the offload taskqueue first so the
 from __future__ import annotations
 
 import errno as _errno
-import importlib
-import importlib.util
 import io
 import os
 import struct
@@ -256,35 +254,11 @@ def _pfkey_open_buffers(setrcv: Callable[[int], bool], setsnd: Callable[[int], b
         wanted //= 2
 
 
-def _topology_module() -> Any:
-    """drivers.topology if this checkout has it (looked up at run time:
-    nothing below tools/ may import drivers)."""
-    if importlib.util.find_spec("drivers") is None or \
-            importlib.util.find_spec("drivers.topology") is None:
-        return None
-    return importlib.import_module("drivers.topology")
-
-
 def _embedded_host(topology: Optional[str]) -> Any:
-    """A fresh host: drivers.topology's (default or ``topology`` file) when
-    available, else a bare one.  Its NICs are stopped with the host."""
-    from ipsec_accel.host import Host
-    mod = _topology_module()
-    if mod is None:
-        if topology:
-            raise OSError(_errno.ENOENT, "--topology needs drivers.topology")
-        return Host()
-    host = mod.build_host(topology) if topology else mod.build_host()
-
-    def stop_nics() -> None:
-        for nic in mod.nics(host).values():
-            nic.stop_poll()
-            mbx = getattr(nic, "_mailbox", None)
-            if mbx is not None:
-                mbx.stop()
-
-    host.add_stop_hook(stop_nics)
-    return host
+    """A fresh host from drivers.topology: the default topology (mce0, ix0)
+    or the ``topology`` file.  build_host stops its NICs with the host."""
+    from drivers.topology import build_host
+    return build_host(topology) if topology else build_host()
 
 
 def open_embedded(host: Any, *, own: bool, rcvbuf: Optional[int] = None) -> Kernel:
