@@ -11,7 +11,8 @@ Three lines to a host with NICs::
 
 Datapath contract (what ``ipsec_accel`` hands a NIC, without importing it):
 TX is ``ifp.if_transmit(ifp, m)`` -- packet offload: plaintext and an OUT
-drv_spi (any tag strategy, :func:`drivers.engine.default_out_drv_spi`);
+drv_spi (any tag strategy, read with the datapath's one accessor
+:func:`ipsec_accel.accel_tag.ipsec_accel_out_drv_spi`);
 crypto offload: the ESP-framed packet with a
 ``PACKET_TAG_IPSEC_OUT_CRYPTO_NEEDED`` tag (drv_spi, or (drv_spi, seq_hi));
 no tag or drv_spi 2: clear.  RX: a wire calls ``nic.wire_input(bytes)``;

@@ -112,7 +112,9 @@ POLL_OFF = "off"
 POLL_THREAD = "thread"
 
 #: ``f(sav, params, direction) -> EspState | None``: the key context of a
-#: new hardware SA (None: the NIC builds its own).
+#: new hardware SA (None: the NIC builds its own).  A host's IP layer
+#: (ipsec_accel.ip) installs one that returns its own per-SA state, so the
+#: card and the stack continue one sequence/IV/replay space across an ifdown.
 EspStateFactory = Callable[[Any, SaParams, int], Optional[EspState]]
 
 _BASE_CAPS = (IFCAP_HWCSUM | IFCAP_HWCSUM_IPV6 | IFCAP_TSO | IFCAP_VLAN_MTU

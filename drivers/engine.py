@@ -26,11 +26,11 @@ TX (``if_transmit``), decided per packet:
   ``xo->seq.hi``).
 
 The OUT tag is read through ``nic.out_drv_spi(m)`` when set, else the
-process-wide accessor (:func:`set_out_drv_spi_accessor`), by default
-:func:`default_out_drv_spi`, which understands all four tag strategies of
-the datapath (m_tag, send tag, reused OUT_DONE tag, packet-header field) --
-so a datapath in ``ipsec_accel`` (which never imports ``drivers``) needs no
-call into the drivers to switch strategies.
+process-wide accessor (:func:`set_out_drv_spi_accessor`), by default the
+datapath's one accessor :func:`ipsec_accel.accel_tag.ipsec_accel_out_drv_spi`
+(alias :func:`default_out_drv_spi`), which understands all four tag
+strategies (m_tag, send tag, reused OUT_DONE tag, packet-header field) -- a
+host switching strategies needs no call into the drivers.
 
 RX (``wire_input``): find the ESP header (plain, or ESP-in-UDP), look the
 hardware SA up by (destination address, SPI) among this NIC's *inbound*
@@ -60,11 +60,10 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from cryptography.exceptions import InvalidTag
 
+from ipsec_accel.accel_tag import ipsec_accel_out_drv_spi
 from ipsec_accel.mbuf import (
-    CSUM_L3_CALC, CSUM_L3_VALID, CSUM_L4_CALC, CSUM_L4_VALID, CSUM_SND_TAG,
-    IF_SND_TAG_TYPE_IPSEC_ACCEL, PACKET_TAG_IPSEC_ACCEL_IN, PACKET_TAG_IPSEC_ACCEL_OUT,
-    PACKET_TAG_IPSEC_IN_CRYPTO_DONE, PACKET_TAG_IPSEC_OUT_CRYPTO_NEEDED,
-    PACKET_TAG_IPSEC_OUT_DONE, Mbuf, m_freem,
+    CSUM_L3_CALC, CSUM_L3_VALID, CSUM_L4_CALC, CSUM_L4_VALID, PACKET_TAG_IPSEC_ACCEL_IN,
+    PACKET_TAG_IPSEC_IN_CRYPTO_DONE, PACKET_TAG_IPSEC_OUT_CRYPTO_NEEDED, Mbuf, m_freem,
     m_tag_find, m_tag_get, m_tag_prepend,
 )
 from ipsec_accel.packet import PacketError, ipv6_upper_layer
@@ -92,57 +91,18 @@ _TUNNEL = int(IPSEC_MODE.TUNNEL)
 _NATT_CSUM = CSUM_L3_CALC | CSUM_L3_VALID | CSUM_L4_CALC | CSUM_L4_VALID
 
 
-def _as_drv_spi(x: Any) -> Optional[int]:
-    if isinstance(x, int):
-        return x
-    if isinstance(x, tuple) and x:
-        return int(x[0])
-    v = getattr(x, "drv_spi", None)
-    return int(v) if v is not None else None
-
-
-def default_out_drv_spi(m: Mbuf) -> Optional[int]:
-    """The drv_spi the stack attached to an outgoing packet, or None.
-
-    Understands every tag strategy of the datapath (issue 6 item 6), in this
-    order: a ``PACKET_TAG_IPSEC_ACCEL_OUT`` m_tag (FreeBSD's ``struct
-    ipsec_accel_out_tag``; the model keeps the drv_spi in ``data``); a send
-    tag of type IF_SND_TAG_TYPE_IPSEC_ACCEL whose softc is the drv_spi (or has
-    a ``drv_spi`` attribute); a reused ``PACKET_TAG_IPSEC_OUT_DONE`` tag whose
-    data has a ``drv_spi`` attribute; the packet-header field ``ph_spare``
-    holding the drv_spi (an int, or an object with ``drv_spi``).
-    """
-    tags = m.tags
-    if tags:
-        for t in tags:
-            if t.m_tag_id == PACKET_TAG_IPSEC_ACCEL_OUT and t.m_tag_cookie == 0:
-                return _as_drv_spi(t.data)
-    if m.csum_flags & CSUM_SND_TAG:
-        st = m.snd_tag
-        if st is not None and st.sw is not None and st.sw.type == IF_SND_TAG_TYPE_IPSEC_ACCEL:
-            return _as_drv_spi(st.softc)
-    if tags:
-        for t in tags:
-            if t.m_tag_id == PACKET_TAG_IPSEC_OUT_DONE and t.m_tag_cookie == 0:
-                v = getattr(t.data, "drv_spi", None)
-                if v is not None:
-                    return int(v)
-    ph = m.ph_spare
-    if ph is not None:
-        if isinstance(ph, int) and not isinstance(ph, bool):
-            return ph
-        v = getattr(ph, "drv_spi", None)
-        if v is not None:
-            return int(v)
-    return None
+#: The one accessor drivers read the OUT drv_spi with, whatever the tag
+#: strategy (m_tag, send tag, reused OUT_DONE tag, packet-header field): it
+#: lives with the strategies in :mod:`ipsec_accel.accel_tag`.
+default_out_drv_spi = ipsec_accel_out_drv_spi
 
 
 _accessor: Callable[[Mbuf], Optional[int]] = default_out_drv_spi
 
 
 def set_out_drv_spi_accessor(fn: Optional[Callable[[Mbuf], Optional[int]]]) -> None:
-    """Install the datapath's tag-strategy accessor for every NIC that has
-    not set its own (None restores :func:`default_out_drv_spi`)."""
+    """Install another accessor for every NIC that has not set its own (None
+    restores the datapath's one accessor, :func:`default_out_drv_spi`)."""
     global _accessor
     _accessor = fn if fn is not None else default_out_drv_spi
 

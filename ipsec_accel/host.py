@@ -9,6 +9,11 @@ kernel owns and the threads FreeBSD runs for it:
   ``ipsec_offload.c`` creates (:class:`ipsec_accel.taskqueue.TaskQueue`);
 * ``offload`` -- the ``ipsec_offload.c`` layer, attached to ``key`` as its hook
   table when ``ipsec_accel.ipsec_offload`` is available (None otherwise);
+* ``ip`` -- the IP layer and its IPsec datapath (``netinet/ip_*.c``,
+  ``netipsec/ipsec_{input,output}.c``; :class:`ipsec_accel.ip.IpLayer`, its
+  IPsec state ``host.ip.ipsec``), attached at construction unless
+  ``ip=False``: it becomes ``if_input`` of every interface attached later and
+  gives their NICs its per-SA ESP state (``esp_state_factory``);
 * the **key timer** -- key.c's ``key_timehandler`` callout, once a second.
   With a wall clock (:class:`pfkey.clock.SystemClock`) :meth:`Host.start`
   runs it on a thread named ``key_timer``; with a
@@ -92,7 +97,9 @@ class Host:
     timer thread from :meth:`start` (default: only with a clock that is not a
     :class:`FakeClock`); ``rng`` and ``key_quirks`` go to :class:`Key`;
     ``offload_options`` to :class:`ipsec_accel.ipsec_offload.IpsecOffload`
-    (``quirks``, ``extensions``, ``verbose``, ``drv_timeout`` ...).
+    (``quirks``, ``extensions``, ``verbose``, ``drv_timeout`` ...); ``ip``
+    attaches the IP layer with ``ip_options`` (``tag_strategy``, ``mode``,
+    ``share_esp_state``).
     """
 
     def __init__(self, *, clock: Optional[Clock] = None, name: str = "host",
@@ -100,7 +107,8 @@ class Host:
                  offload: bool | OffloadFactory = True, timer: Optional[bool] = None,
                  timer_interval: float = KEY_TIMER_INTERVAL,
                  rng: Optional[random.Random] = None, key_quirks: Iterable[str] = (),
-                 offload_options: Optional[dict[str, Any]] = None) -> None:
+                 offload_options: Optional[dict[str, Any]] = None, ip: bool = True,
+                 ip_options: Optional[dict[str, Any]] = None) -> None:
         self.name = name
         self.offload_options: dict[str, Any] = dict(offload_options or {})
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -124,6 +132,10 @@ class Host:
             self.attach_offload(_default_offload)
         elif callable(offload):
             self.attach_offload(offload)
+        self.ip: Any = None
+        if ip:
+            from .ip import IpLayer
+            self.ip = IpLayer(self, **dict(ip_options or {}))
 
     # -- offload ---------------------------------------------------------------
 
@@ -186,6 +198,8 @@ class Host:
         self._timer_stop.set()
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
+        if self.ip is not None:
+            self.ip.detach()
         # Drain what the offload layer queued, then unhook it, then stop the
         # worker: the same order as ipsec_offload.c's module unload.
         try:
