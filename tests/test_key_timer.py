@@ -179,3 +179,36 @@ def test_spd_expiry_lifetime_and_validtime() -> None:
     assert reply_errno(plain, spdid_msg(SADB.X_SPDGET, 1)) == W["ENOENT"]
     assert list(h.key.sphash) == [3]
     h.key._check()
+
+
+def test_recordxfer_counts_every_packet_from_several_threads() -> None:
+    """key_sa_recordxfer adds to counter(9) per-CPU counters in FreeBSD, so no
+    packet is lost when several CPUs send on one SA; the model's totals must
+    be exact too (SW + HW counters add up to the traffic sent)."""
+    import threading
+
+    from pfkey.clock import FakeClock
+    from pfkey.key import Key
+    from pfkey.keydb import secasvar
+
+    key = Key(FakeClock())
+    sav = secasvar.__new__(secasvar)
+    sav.lft_c_bytes = sav.lft_c_allocations = sav.firstused = 0
+    n, threads = 20_000, 4
+
+    def send() -> None:
+        for _ in range(n):
+            key.key_sa_recordxfer(sav, 100)
+
+    ts = [threading.Thread(target=send) for _ in range(threads)]
+    old = __import__("sys").getswitchinterval()
+    __import__("sys").setswitchinterval(1e-6)   # force thread switches mid-update
+    try:
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    finally:
+        __import__("sys").setswitchinterval(old)
+    assert sav.lft_c_allocations == n * threads
+    assert sav.lft_c_bytes == 100 * n * threads
