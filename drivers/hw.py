@@ -338,7 +338,8 @@ class NicSa:
     """The ``priv`` of one (SA, ifnet) handle: the hardware SAs installed for
     it (two for a direction-less install: inbound and outbound)."""
 
-    __slots__ = ("nic", "drv_spi", "sav", "ifpo", "entries", "direction", "live", "extra")
+    __slots__ = ("nic", "drv_spi", "sav", "ifpo", "entries", "direction", "live", "extra",
+                 "reported")
 
     def __init__(self, nic: Any, drv_spi: int, sav: Any, ifpo: Any, entries: list[HwSa],
                  direction: int) -> None:
@@ -349,6 +350,7 @@ class NicSa:
         self.entries = entries
         self.direction = direction
         self.live = True
+        self.reported = (0, 0)        # (octets, packets) last given to the poll
         self.extra: dict[str, Any] = {}
 
     def counters(self) -> tuple[int, int]:

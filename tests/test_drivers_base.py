@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import threading
+import time
 
 import pytest
 
@@ -314,6 +315,22 @@ def test_counters_cumulative_to_lifetime_update_and_sa_cnt() -> None:
     assert lt.allocations == 5 + 1
 
 
+def test_poll_skips_unchanged_counters() -> None:
+    """ipsec_accel_drv_sa_lifetime_update turns cumulative values into deltas
+    (§10), so re-reporting unchanged counters is a no-op: the poll reports a
+    handle only when its counters moved, which keeps a poll over thousands of
+    idle SAs cheap.  The first traffic is still reported (firstused)."""
+    nic, key, _ = _nic()
+    sav = make_sav()
+    _install(nic, sav, 3)
+    assert nic.poll_now() == 0 and not key.updates          # no traffic yet
+    nic.if_transmit(nic.ifp, tagged(PKT, 3))
+    assert nic.poll_now() == 1 and key.updates[-1][3:] == (len(PKT), 1)
+    assert nic.poll_now() == 0 and len(key.updates) == 1    # unchanged: skipped
+    nic.if_transmit(nic.ifp, tagged(PKT, 3))
+    assert nic.poll_now() == 1 and key.updates[-1][3:] == (2 * len(PKT), 2)
+
+
 def test_deinstall_cancels_counter_work() -> None:
     """mlx5 cancel_delayed_work_sync: no report for a handle after its
     deinstall returned."""
@@ -328,8 +345,12 @@ def test_deinstall_cancels_counter_work() -> None:
 def test_poll_thread_runs_and_stops() -> None:
     nic, key, _ = _nic(poll="thread", poll_interval=0.01)
     _install(nic, make_sav(), 3)
+    nic.if_transmit(nic.ifp, tagged(PKT, 3))      # the poll reports moved counters
     assert nic.polling
     assert nic.poll_event.wait(10)
+    deadline = time.monotonic() + 10
+    while not key.updates and time.monotonic() < deadline:
+        time.sleep(0.01)
     nic.stop_poll()
     assert not nic.polling
     assert key.updates and key.updates[-1][2] == 3
@@ -340,8 +361,9 @@ def test_lifetime_update_override() -> None:
     got: list[tuple[object, ...]] = []
     nic.lifetime_update = lambda *a: got.append(a)
     _install(nic, make_sav(), 3)
+    nic.if_transmit(nic.ifp, tagged(PKT, 3))
     nic.poll_now()
-    assert got and got[0][2:] == (3, 0, 0)
+    assert got and got[0][2:] == (3, len(PKT), 1)
 
 
 # -- the KPI -----------------------------------------------------------------------------
