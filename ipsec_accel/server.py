@@ -300,6 +300,12 @@ class PfkeyServer:
 
     # -- wake-ups -------------------------------------------------------------------------------
 
+    @property
+    def wakeup_fd(self) -> int:
+        """The write end of the loop's wake pipe (after :meth:`bind`), for
+        ``signal.set_wakeup_fd``: any byte written there wakes the loop."""
+        return self._wake_w
+
     def _wake(self) -> None:
         if self._wake_w < 0:
             return
@@ -564,6 +570,12 @@ class PfkeyServer:
                 os.unlink(self.path)
         except OSError:
             pass
+        if threading.current_thread() is threading.main_thread() and self._wake_w >= 0:
+            # Detach a signal wakeup fd pointing at our pipe before closing it,
+            # so a late signal never writes into a closed or reused descriptor.
+            old = signal.set_wakeup_fd(-1)
+            if old != self._wake_w:
+                signal.set_wakeup_fd(old)
         for fd in (self._wake_r, self._wake_w):
             if fd >= 0:
                 try:
@@ -649,11 +661,17 @@ def main(argv: Optional[Sequence[str]] = None, *,
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    # The kernel may deliver a process-directed signal to any thread (the
+    # taskqueue, NIC polls ...); Python runs the handler only when the main
+    # thread next executes bytecode, and the loop sleeps in select() with no
+    # timeout.  The wakeup fd makes the C-level handler write a byte into the
+    # loop's wake pipe, so select() returns and the handler runs.
+    signal.set_wakeup_fd(server.wakeup_fd, warn_on_full_buffer=False)
     host.start()
     uids = ",".join(str(u) for u in sorted(server.allowed_uids))
     print(f"{prog}: serving PF_KEY v2 on {path} (SOCK_SEQPACKET, mode 0600, pid {os.getpid()}, "
           f"peers uid {uids}); {host.describe()}", file=out, flush=True)
-    server.serve_forever()
+    server.serve_forever()          # its cleanup detaches the wakeup fd
     print(f"{prog}: stopped", file=out, flush=True)
     return 0
 

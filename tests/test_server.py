@@ -160,6 +160,28 @@ def test_signal_shuts_down_cleanly(tmp_path: Path, sig: int) -> None:
     client.close()
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_to_any_thread_shuts_down(tmp_path: Path, sig: int) -> None:
+    """A process-directed signal may be delivered to any thread that does not
+    block it; the daemon has several (taskqueue, NIC counter polls).  Sent to
+    a non-main thread, it must still stop the socket loop, which sleeps in
+    select() with no timeout (signal.set_wakeup_fd wakes it)."""
+    import ctypes
+    d = Daemon(tmp_path / "t.sock")
+    libc = ctypes.CDLL(None, use_errno=True)
+    others = [int(t) for t in os.listdir(f"/proc/{d.proc.pid}/task") if int(t) != d.proc.pid]
+    assert others, "the daemon has worker threads"
+    assert libc.tgkill(d.proc.pid, others[0], int(sig)) == 0, ctypes.get_errno()
+    try:
+        out, err = d.proc.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        d.proc.kill()
+        d.proc.communicate()
+        pytest.fail("the daemon ignored a signal delivered to a worker thread")
+    assert d.proc.returncode == 0 and out.strip().endswith("pfkeyd: stopped"), (out, err)
+    assert not d.path.exists()
+
+
 def test_monitor_exits_when_the_daemon_goes(tmp_path: Path) -> None:
     """setkey -x: a recv error is ``err(1, "recv")`` -> one line, exit 1."""
     d = Daemon(tmp_path / "m.sock")
