@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv test test-slow demo bench clean
+.PHONY: venv test test-slow demo bench bench-report clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pytest bench -q --benchmark-enable --benchmark-only --benchmark-columns=min,median,ops
+
+bench-report: $(STAMP)
+	$(PY) bench/report.py
 
 clean:
 	rm -rf $(VENV) *.egg-info
