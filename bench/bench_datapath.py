@@ -210,10 +210,10 @@ MODE_NAMES = ("baseline",) + dm.MODES
 
 
 @pytest.mark.parametrize("size", SIZES)
-@pytest.mark.parametrize("mode", MODE_NAMES)
+@pytest.mark.parametrize("mode", MODE_NAMES + (dm.PACKET_FULL,))
 def test_mode(benchmark: Any, mode: str, size: int) -> None:
     """Host cost per packet: no IPsec, software, crypto offload, packet
-    offload (one SA, mtag)."""
+    offload, packet offload with the output fast path off (one SA, mtag)."""
     c = _mode_case(mode)
     before = c.path_count()
     benchmark.group = f"modes-{size}"

@@ -21,7 +21,8 @@ What is measured (all per packet, min over interleaved rounds):
   is active.  Allocations per packet come from the strategy's zones.
 * :class:`ModeCase`: one lab per offload mode (``software``, ``crypto``,
   ``packet``) plus a lab without policies (``baseline``: plain ip_output, the
-  first row of seed 001), one SA; :meth:`ModeCase.step` through
+  first row of seed 001) and packet offload with the output fast path off
+  (``packet_full``), one SA; :meth:`ModeCase.step` through
   :meth:`ipsec_accel.lab.Lab.host_path`.
 * :func:`threaded_rates`: the same steps from 1 or 2 (or more) real
   threads at once, the thread counts' rounds interleaved; aggregate packets
@@ -62,7 +63,8 @@ from ipsec_accel.xform_esp import EspState
 from pfkey.pfkeyv2 import SADB_EALG
 
 __all__ = [
-    "SIZES", "SA_COUNTS", "HEAVY_SAS", "STRATEGIES", "MODES", "MODE_PATHS", "GCM_KEY",
+    "SIZES", "SA_COUNTS", "HEAVY_SAS", "STRATEGIES", "MODES", "MODE_PATHS", "PACKET_FULL",
+    "GCM_KEY",
     "interleaved", "per_call", "StrategyCase", "ModeCase", "Baselines", "ThreadedSender",
     "threaded_rate", "threaded_rates", "zone_allocs", "profile_host_path", "stage_breakdown",
     "call_floor", "environment", "check_same_packet", "install_many", "many_packets", "Target",
@@ -79,7 +81,11 @@ STRATEGIES: tuple[str, ...] = tuple(TAG_STRATEGIES)
 MODES: tuple[str, ...] = ("software", "crypto", "packet")
 #: The accel counter that proves a mode's packets took its path.
 MODE_PATHS = {"software": "accel.out_sw", "crypto": "accel.out_crypto",
-              "packet": "accel.out_packet"}
+              "packet": "accel.out_packet", "packet_full": "accel.out_packet"}
+#: Extra row of the modes table: packet offload with the output fast path
+#: off (net.inet.ipsec.offload.fastpath=0) -- every packet runs
+#: ipsec4_checkpolicy, ipsec4_allocsa and ipsec_accel_output in full.
+PACKET_FULL = "packet_full"
 #: The lab's SA key (AES-GCM-128 + 4-byte salt), as raw bytes.
 GCM_KEY = bytes.fromhex(DEFAULT_KEY[2:])
 SPI = 0x1000
@@ -270,7 +276,9 @@ class ModeCase:
         self.lab = Lab.build("generic", modes=("packet", "crypto"), tag_strategy=tag)
         if mode != "baseline":
             self.lab.install_transport()
-            self.lab.set_mode(mode)
+            self.lab.set_mode("packet" if mode == PACKET_FULL else mode)
+        if mode == PACKET_FULL:
+            self.lab.hosts["a"].ip.ipsec.sysctl("net.inet.ipsec.offload.fastpath", 0)
 
     def step(self, size: int) -> Callable[[], int]:
         return self.lab.host_path(size=size)

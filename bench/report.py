@@ -21,8 +21,9 @@ Tables:
    ``mtag``; tag-zone allocations and bytes per packet, what stays resident,
    and the strategy's own work alone (attach + driver read + free).
 2. Modes (seed 001's table): no IPsec, software, crypto offload, packet
-   offload -- host cost per packet, packets per second, throughput relative
-   to software; then 1 and 2 worker threads sending at once (each worker
+   offload, and packet offload with the output fast path off (every packet
+   through the full policy / SA / offload decision) -- host cost per packet,
+   packets per second, throughput relative to software; then 1 and 2 worker threads sending at once (each worker
    sends for about 40 ms per round; the window is the workers' own, first
    start to last end), and the raw AEAD call likewise: does any C code let
    threads overlap under the GIL?
@@ -160,7 +161,7 @@ def _stepper(case: dm.ModeCase, size: int) -> Callable[[], Callable[[], object]]
 
 
 def measure_modes(p: Params, err: TextIO) -> dict[str, Any]:
-    names = ("baseline",) + dm.MODES
+    names = ("baseline",) + dm.MODES + (dm.PACKET_FULL,)
     _log(err, "modes: building labs")
     cases = {m: dm.ModeCase(m) for m in names}
     try:
@@ -178,7 +179,7 @@ def measure_modes(p: Params, err: TextIO) -> dict[str, Any]:
         # Threads: the same steps from 1, 2 (, 4) threads, plus the raw AEAD
         # call -- does the C code release the GIL?
         threads = []
-        for m in names + ("raw_aead",):
+        for m in ("baseline",) + dm.MODES + ("raw_aead",):
             for s in p.sizes:
                 mk: Callable[[], Callable[[], object]]
                 if m == "raw_aead":
@@ -283,6 +284,16 @@ def targets(res: dict[str, Any]) -> list[dm.Target]:
         if rows[s].get("packet_host_us") is not None:
             out.append(dm.Target(f"packet-offload host path at {s} B (mtag, 1 SA)",
                                  rows[s]["packet_host_us"], PACKET_TARGET_US, "us"))
+    # The other tag strategies at the smallest SA count (table 1): what the
+    # host path costs without FreeBSD's per-packet m_tag allocation.
+    st = res["strategies"]["rows"]
+    if st:
+        n0 = min(r["n_sas"] for r in st)
+        for r in sorted(st, key=lambda r: (r["strategy"], r["size"])):
+            if r["n_sas"] == n0 and r["strategy"] != "mtag":
+                out.append(dm.Target(f"packet-offload host path at {r['size']} B "
+                                     f"({r['strategy']}, {n0} SA)", r["host_us"],
+                                     PACKET_TARGET_US, "us", informative=True))
     for s in sorted(rows):
         r = rows[s]
         if r.get("scapy_vs_esp_transport_output") is not None:
@@ -350,7 +361,8 @@ def _f(x: Optional[float], spec: str, width: int = 0) -> str:
 
 
 _LABEL = {"baseline": "no IPsec", "software": "software", "crypto": "crypto offload",
-          "packet": "packet offload", "raw_aead": "raw AEAD call"}
+          "packet": "packet offload", "packet_full": "pkt offl, no fast",
+          "raw_aead": "raw AEAD call"}
 
 
 def tables(res: dict[str, Any]) -> str:
@@ -416,7 +428,7 @@ def tables(res: dict[str, Any]) -> str:
         L.append(f"{'mode':<17}" + "".join(f"{str(s) + ' B':>26}" for s in sizes) +
                  f"{'allocs/pkt':>11}")
         byr = {(r["mode"], r["size"]): r for r in md["rows"]}
-        for m in ("baseline",) + dm.MODES:
+        for m in ("baseline",) + dm.MODES + (dm.PACKET_FULL,):
             if not any((m, s) in byr for s in sizes):
                 continue
             cells = ""

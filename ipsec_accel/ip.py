@@ -324,7 +324,10 @@ class IpLayer:
     def ip_output(self, m: Mbuf, inp: Optional[Inpcb] = None, flags: int = 0) -> int:
         """ip_output / ip6_output (module docstring).  Consumes ``m``."""
         data = m.data
-        s = self.stats.pcpu().ip
+        try:
+            s = self.stats.tls.s.ip
+        except AttributeError:
+            s = self.stats.pcpu().ip
         if flags & IP_RAWOUTPUT:
             s.ips_rawout += 1
         else:
@@ -342,7 +345,18 @@ class IpLayer:
         error = ipsec_output(self.ipsec, ifp, m, inp, mtu)
         if error:
             return 0 if error == _EINPROGRESS else error
-        return self._transmit(ifp, m, mtu, s)
+        # _transmit and if_output, inlined (the per-packet path).
+        if m.len > mtu and not m.csum_flags & CSUM_TSO:
+            return self._fragment(ifp, m, mtu, s)
+        xmit = self.xmit_override or ifp.if_transmit
+        if xmit is None:
+            s.ips_odropped += 1
+            m_freem(m)
+            return _errno.ENXIO
+        error = xmit(ifp, m)
+        if error:
+            s.ips_odropped += 1
+        return error  # type: ignore[no-any-return]
 
     def _transmit(self, ifp: Ifnet, m: Mbuf, mtu: int, s: Any) -> int:
         if m.len > mtu and not m.csum_flags & CSUM_TSO:

@@ -71,7 +71,9 @@ from pfkey.spd import SecPolicyIndex
 
 from .accel_tag import IPSEC_ACCEL_DRV_SPI_BYPASS
 from .esp_encap import esp_transport_output, esp_tunnel_output, udp_encap
-from .ipsec_state import MODE_CRYPTO, MODE_PACKET, TF2_IPSEC_TSO, Inpcb, Ipsec, SaCtx
+from .ifnet import IFCAP2_IPSEC_OFFLOAD_MASK
+from .ipsec_offload_defs import IFP_HS_HANDLED, IFP_HS_REJECTED
+from .ipsec_state import MODE_CRYPTO, MODE_PACKET, TF2_IPSEC_TSO, FastOut, Inpcb, Ipsec, SaCtx
 from .mbuf import (
     CSUM_DELAY_DATA, CSUM_DELAY_DATA_IPV6, CSUM_IP6_TCP, CSUM_IP6_TSO, CSUM_IP6_UDP, CSUM_TCP,
     CSUM_TSO, CSUM_UDP, MTAG_HDR_SIZE, PACKET_TAG_IPSEC_OUT_CRYPTO_NEEDED,
@@ -114,6 +116,9 @@ _Q: Final = struct.Struct("!Q")
 _ULPROTO_ANY: Final = 255
 _EINPROGRESS: Final = _errno.EINPROGRESS
 _EXT_OLD: Final = 0x0001
+_HR: Final = IFP_HS_HANDLED | IFP_HS_REJECTED
+_HANDLED: Final = IFP_HS_HANDLED
+_CAP_MASK: Final = IFCAP2_IPSEC_OFFLOAD_MASK
 
 
 # -- per-SA constants of ipsec_accel_output_pad -----------------------------------------
@@ -141,6 +146,18 @@ def _pad_of(sav: "secasvar") -> Optional[tuple[int, int, int]]:
     return pc  # type: ignore[return-value]
 
 
+def _fits_len(n: int, skip: int, pad: tuple[int, int, int], hdr_ext_size: int,
+              mtu: int) -> bool:
+    """ipsec_accel_output's two size checks for a non-TSO packet of ``n``
+    bytes with a ``skip``-byte IP header (see :func:`ipsec_accel_fits`)."""
+    if n + hdr_ext_size > mtu:
+        return False
+    hlen, blks, alen = pad
+    rlen = n - skip
+    padding = ((blks - ((rlen + 2) % blks)) % blks) + 2
+    return skip + hlen + rlen + padding + alen <= mtu
+
+
 def ipsec_accel_fits(h: Any, m: Mbuf, sav: "secasvar", v6: bool, mtu: int,
                      pad: Optional[tuple[int, int, int]] = None) -> bool:
     """Step 4 of ipsec_accel_output: a TSO packet always fits; otherwise
@@ -149,18 +166,11 @@ def ipsec_accel_fits(h: Any, m: Mbuf, sav: "secasvar", v6: bool, mtu: int,
     (:func:`_pad_consts`), looked up when not given."""
     if m.csum_flags & CSUM_TSO:
         return True
-    n = m.len
-    if n + h.hdr_ext_size > mtu:
-        return False
     if pad is None:
         pad = _pad_of(sav)
         if pad is None:
             return False
-    hlen, blks, alen = pad
-    skip = 40 if v6 else (m.data[0] & 0x0F) << 2
-    rlen = n - skip
-    padding = ((blks - ((rlen + 2) % blks)) % blks) + 2
-    return skip + hlen + rlen + padding + alen <= mtu
+    return _fits_len(m.len, 40 if v6 else (m.data[0] & 0x0F) << 2, pad, h.hdr_ext_size, mtu)
 
 
 # -- the SPD selector (ipsec4_setspidx_ipaddr + ipsec4_get_ulp, IPv6 alike) ---------------
@@ -245,7 +255,112 @@ def ipsec_output(ipsec: Ipsec, ifp: Any, m: Mbuf, inp: Optional[Inpcb], mtu: int
         for t in tags:
             if t.m_tag_id == _OUT_DONE and t.m_tag_cookie == 0:
                 return 0
-    return _common_output(ipsec, ifp, m, inp, mtu)
+    fast = ipsec.fast
+    if fast is None or inp is None or ifp is None:
+        return _common_output(ipsec, ifp, m, inp, mtu)
+    key = ipsec.key
+    if not fast and not len(key.sptree[_OUT]):
+        return _common_output(ipsec, ifp, m, inp, mtu)
+    # The fast path (module docstring, "Fast path"): the selector's bytes
+    # (addresses and ports of an unfragmented IPv4 packet without options,
+    # or of an IPv6 packet whose next header is TCP or UDP) find the flow's
+    # memoised packet-offload decision.
+    data = m.data
+    n = m.len
+    if data.__class__ is not bytes or n < 28:
+        return _common_output(ipsec, ifp, m, inp, mtu)
+    b0 = data[0]
+    if b0 == 0x45:
+        if (data[6] & 0x3F) or data[7]:
+            return _common_output(ipsec, ifp, m, inp, mtu)
+        k = data[12:24]
+        p = data[9]
+    elif b0 >> 4 == 6:
+        k = data[8:44]
+        p = data[6]
+    else:
+        return _common_output(ipsec, ifp, m, inp, mtu)
+    if p != IPPROTO_UDP and p != IPPROTO_TCP:
+        return _common_output(ipsec, ifp, m, inp, mtu)
+    e = fast.get(k)
+    if e is None or e.ifp is not ifp or e.proto != p or e.spgen != key.sp_genid \
+            or e.sadgen != key.sad_genid or e.mtu != mtu or n < e.minlen:
+        return _common_output(ipsec, ifp, m, inp, mtu,
+                              (fast, k, p, key.sp_genid, key.sad_genid))
+    h = e.h
+    sav = e.sav
+    if sav.accel_ifps is not e.ifps or (h.flags & _HR) != _HANDLED \
+            or not ifp.if_capenable2 & _CAP_MASK \
+            or (n > e.maxlen and not m.csum_flags & CSUM_TSO):
+        return _common_output(ipsec, ifp, m, inp, mtu,
+                              (fast, k, p, key.sp_genid, key.sad_genid))
+    # What the full path does for this packet, in its order: key_allocsp's
+    # lastused, the tag, SW-offl accounting, if_hwassist, the counters.
+    sp = e.sp
+    now = key.clock.now()
+    if sp.lastused != now:
+        sp.lastused = now
+    try:
+        st = ipsec.stats.tls.s
+    except AttributeError:
+        st = ipsec.stats.pcpu()
+    if not ipsec.tags.attach(m, ifp, e.drv_spi, h):
+        st.accel.out_tag_nomem += 1
+        _tcp_flag(inp, False, 0)
+        error = _software_output(ipsec, m, sp, sav, e.sctx, 0)
+        return 0 if error == EJUSTRETURN else (_EINPROGRESS if error == 0 else error)
+    a = st.accel
+    if m.csum_flags & CSUM_TSO:
+        a.out_tso += 1
+    # ipsec_accel_sa_recordxfer, inlined.
+    sw = sav.accel_lft_sw
+    sw[0] += 1
+    sw[1] += n
+    if sav.accel_firstused == 0:
+        sav.accel_firstused = e.off.clock.now()
+    # ipsec_accel_hwassist, inlined: the driver's if_hwassist.
+    hw = 0
+    meth = ifp.if_ipsec_accel_m
+    if meth is not None:
+        fn = meth.if_hwassist
+        if fn is not None:
+            try:
+                hw = int(fn(ifp, sav, e.drv_spi, h.ifdata))
+            except Exception as exc:
+                e.off._drv_raised("if_hwassist", ifp, exc)
+                hw = 0
+    if inp.inp_ip_p == IPPROTO_TCP:
+        _tcp_flag(inp, True, hw)
+    e.sctx.out_packet += 1
+    a.out_packet += 1
+    if m.csum_flags & (CSUM_DELAY_DATA | CSUM_DELAY_DATA_IPV6) & ~hw:
+        in_delayed_cksum(m, ~hw)
+    return 0
+
+
+def _fast_fill(ipsec: Ipsec, fill: tuple[Any, ...], ifp: Any, m: Mbuf, sp: "secpolicy",
+               sav: "secasvar", sctx: SaCtx, mtu: int) -> None:
+    """Memoise the full path's packet-offload decision for this flow (only
+    when it offloaded the flow's first request)."""
+    fast, k, p, spgen, sadgen = fill
+    off = ipsec.host.offload
+    pad = sctx.pad
+    if off is None or pad is None:
+        return
+    h = off.ipsec_accel_sav_handle(sav, ifp)
+    if h is None:
+        return
+    v6 = len(k) == 36
+    skip = 40 if v6 else 20
+    minlen = skip + (20 if p == IPPROTO_TCP else 8)
+    maxlen = mtu - h.hdr_ext_size
+    while maxlen >= minlen and not _fits_len(maxlen, skip, pad, h.hdr_ext_size, mtu):
+        maxlen -= 1
+    if maxlen < minlen:
+        return
+    if len(fast) >= ipsec.flow_cache_max:
+        fast.clear()
+    fast[k] = FastOut(ifp, p, minlen, mtu, maxlen, spgen, sadgen, sp, sav, sctx, h, off)
 
 
 def ipsec_forward_output(ipsec: Ipsec, m: Mbuf) -> int:
@@ -255,7 +370,8 @@ def ipsec_forward_output(ipsec: Ipsec, m: Mbuf) -> int:
     return _common_output(ipsec, None, m, None, 0)
 
 
-def _common_output(ipsec: Ipsec, ifp: Any, m: Mbuf, inp: Optional[Inpcb], mtu: int) -> int:
+def _common_output(ipsec: Ipsec, ifp: Any, m: Mbuf, inp: Optional[Inpcb], mtu: int,
+                   fill: Optional[tuple[Any, ...]] = None) -> int:
     """ipsec4_common_output (the delayed checksums are done where the
     packet's fate is known: before software ESP, or for the bits the NIC
     will not do)."""
@@ -266,7 +382,7 @@ def _common_output(ipsec: Ipsec, ifp: Any, m: Mbuf, inp: Optional[Inpcb], mtu: i
             m_freem(m)
             return _errno.EACCES
         return 0
-    error = ipsec_perform_request(ipsec, ifp, m, sp, inp, 0, mtu)
+    error = ipsec_perform_request(ipsec, ifp, m, sp, inp, 0, mtu, fill)
     if error == EJUSTRETURN:
         return 0
     if error == 0:
@@ -357,9 +473,11 @@ def ipsec_accel_output(ipsec: Ipsec, ifp: Any, m: Mbuf, inp: Optional[Inpcb],
 
 
 def ipsec_perform_request(ipsec: Ipsec, ifp: Any, m: Mbuf, sp: "secpolicy",
-                          inp: Optional[Inpcb], idx: int, mtu: int) -> int:
+                          inp: Optional[Inpcb], idx: int, mtu: int,
+                          fill: Optional[tuple[Any, ...]] = None) -> int:
     """ipsec4_perform_request / ipsec6_perform_request: 0 (consumed),
-    EJUSTRETURN (send ``m`` yourself) or an errno (``m`` freed)."""
+    EJUSTRETURN (send ``m`` yourself) or an errno (``m`` freed).  ``fill``:
+    the fast path's key for this flow (memoise an offload decision)."""
     sav, idx, error = ipsec_allocsa(ipsec, m, sp, idx)
     if sav is None:
         if error == EJUSTRETURN:
@@ -393,19 +511,28 @@ def ipsec_perform_request(ipsec: Ipsec, ifp: Any, m: Mbuf, sp: "secpolicy",
                 ipsec.stats.pcpu().accel.out_packet += 1
                 if m.csum_flags & (CSUM_DELAY_DATA | CSUM_DELAY_DATA_IPV6) & ~hw:
                     in_delayed_cksum(m, ~hw)
+                if fill is not None and idx == 0:
+                    _fast_fill(ipsec, fill, ifp, m, sp, sav, sctx, mtu)
                 return EJUSTRETURN
         elif mode == MODE_CRYPTO:
             crypto = _crypto_choice(ipsec, ifp, m, sp, sav, sctx, mtu)
             _tcp_flag(inp, False, 0)
         else:
             _tcp_flag(inp, False, 0)
-    if crypto is None:
-        off = ipsec.host.offload
-        if off is not None and off.ipsec_accel_sa_nofallback(sav):
-            ipsec.stats.pcpu().accel.out_nofallback += 1
-            m_freem(m)
-            return _errno.EHOSTUNREACH
-    return esp_output(ipsec, m, sp, sav, sctx, idx, crypto)
+    if crypto is not None:
+        return esp_output(ipsec, m, sp, sav, sctx, idx, crypto)
+    return _software_output(ipsec, m, sp, sav, sctx, idx)
+
+
+def _software_output(ipsec: Ipsec, m: Mbuf, sp: "secpolicy", sav: "secasvar", sctx: SaCtx,
+                     idx: int) -> int:
+    """Not offloaded: the "nofallback" extension's drop, else software ESP."""
+    off = ipsec.host.offload
+    if off is not None and off.ipsec_accel_sa_nofallback(sav):
+        ipsec.stats.pcpu().accel.out_nofallback += 1
+        m_freem(m)
+        return _errno.EHOSTUNREACH
+    return esp_output(ipsec, m, sp, sav, sctx, idx)
 
 
 def _crypto_choice(ipsec: Ipsec, ifp: Any, m: Mbuf, sp: "secpolicy", sav: "secasvar",

@@ -34,6 +34,16 @@ as their first argument.  It owns:
   policy's ``lastused``); and the memo of each request's SA
   (:meth:`Ipsec.allocsa_policy`), reused while key_allocsa_policy would
   provably return the same SA;
+* the **output fast path** (``net.inet.ipsec.offload.fastpath``, model
+  knob, default on): a per-flow memo of a *packet-offload* decision --
+  policy, SA, SA context, the HANDLED handle and the largest packet that
+  fits -- keyed by the header bytes the selector is made of
+  (:class:`FastOut`; :mod:`ipsec_accel.ipsec_output` has the rules).
+  FreeBSD's nearest relative is the inpcb policy cache
+  (``ipsec_checkpcbcache``, valid for one ``V_sp_genid``); this one also
+  checks the SAD generation (``Key.sad_genid``), the handle's list and
+  flags and the interface capability on every packet, and holds only
+  positive decisions, so everything else runs the full path;
 * :class:`ipsec_accel.ipsecstat.Stats` (counter(9)-style per-thread slots).
 
 Locks: ``_lock`` guards SA-context creation and the caches' rebuilds (the
@@ -64,7 +74,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "Ipsec", "SaCtx", "MODES", "MODE_AUTO", "MODE_PACKET", "MODE_CRYPTO", "MODE_SOFTWARE",
-    "SYSCTLS", "M_DECRYPTED", "M_AUTHIPHDR", "TF2_IPSEC_TSO", "Inpcb",
+    "SYSCTLS", "M_DECRYPTED", "M_AUTHIPHDR", "TF2_IPSEC_TSO", "Inpcb", "FastOut",
 ]
 
 MODE_AUTO: Final = "auto"
@@ -96,6 +106,7 @@ SYSCTLS: dict[str, str] = {
     "net.inet.ipsec.ecn": "ecn",
     "net.inet.ipsec.offload.mode": "mode",
     "net.inet.ipsec.offload.tag_strategy": "tag_strategy_name",
+    "net.inet.ipsec.offload.fastpath": "fastpath",
 }
 
 
@@ -189,6 +200,41 @@ class _SaEntry:
 _ALIVE: Final = frozenset((MATURE, DYING))
 
 
+class FastOut:
+    """One flow's packet-offload decision (the output fast path, module
+    docstring).  Valid while ``spgen`` / ``sadgen`` equal the key engine's
+    generations, ``ifps`` is still the SA's handle list, the handle is
+    HANDLED and the interface's capability is on; ``maxlen`` is the largest
+    non-TSO packet that passes ipsec_accel_output's two size checks at
+    ``mtu`` (both are monotonic in the length); ``minlen`` the shortest
+    packet whose selector has the ports the key was made of."""
+
+    __slots__ = ("ifp", "proto", "minlen", "mtu", "maxlen", "spgen", "sadgen", "sp", "sav",
+                 "sctx", "h", "ifps", "drv_spi", "off")
+
+    def __init__(self, ifp: Any, proto: int, minlen: int, mtu: int, maxlen: int, spgen: int,
+                 sadgen: int, sp: secpolicy, sav: "secasvar", sctx: "SaCtx", h: Any,
+                 off: Any) -> None:
+        self.ifp = ifp
+        self.proto = proto
+        self.minlen = minlen
+        self.mtu = mtu
+        self.maxlen = maxlen
+        self.spgen = spgen
+        self.sadgen = sadgen
+        self.sp = sp
+        self.sav = sav
+        self.sctx = sctx
+        self.h = h
+        self.ifps = sav.accel_ifps
+        self.drv_spi = h.drv_spi
+        self.off = off
+
+    def __repr__(self) -> str:
+        return (f"<FastOut spi={self.sctx.spi:#x} drv_spi={self.drv_spi} "
+                f"if={getattr(self.ifp, 'if_xname', '?')} maxlen={self.maxlen}>")
+
+
 def build_esp_state(sav: "secasvar") -> EspState:
     """esp_init for ``sav``: the transform the software path runs (and, when
     shared, the NIC's key context)."""
@@ -210,7 +256,8 @@ class Ipsec:
     """
 
     def __init__(self, host: Any, *, tag_strategy: str = TAG_MTAG, mode: str = MODE_AUTO,
-                 share_esp_state: bool = True, flow_cache: int = 65536) -> None:
+                 share_esp_state: bool = True, flow_cache: int = 65536,
+                 fastpath: bool = True) -> None:
         self.host = host
         self.key = host.key
         self.stats = Stats()
@@ -224,6 +271,9 @@ class Ipsec:
         self.dfbit = 0
         self.ecn = 0
         self._lock = threading.Lock()
+        #: Output fast path (module docstring): header bytes -> FastOut, or
+        #: None when switched off.  Replaced whole on invalidation.
+        self.fast: Optional[dict[bytes, FastOut]] = {} if fastpath else None
         self.sactx_map: dict[Any, SaCtx] = {}
         self._sactx_sweep_at = 256
         self._mode = MODE_AUTO
@@ -244,6 +294,24 @@ class Ipsec:
         self.natt_ports: frozenset[int] = frozenset((4500,))
         #: The IP layer (set by ipsec_accel.ip when it attaches).
         self.ip: Any = None
+
+    # -- output fast path ---------------------------------------------------------------
+
+    @property
+    def fastpath(self) -> int:
+        """net.inet.ipsec.offload.fastpath (model knob): 1 = memoise
+        packet-offload decisions per flow, 0 = every packet takes the full
+        path."""
+        return int(self.fast is not None)
+
+    @fastpath.setter
+    def fastpath(self, value: Any) -> None:
+        self.fast = {} if int(value) else None
+
+    def invalidate_fast(self) -> None:
+        """Forget every memoised decision (run-time choices changed)."""
+        if self.fast is not None:
+            self.fast = {}
 
     # -- run-time choices -------------------------------------------------------------
 
@@ -268,6 +336,7 @@ class Ipsec:
             raise ValueError(f"unknown offload mode {mode!r}; one of {', '.join(MODES)}")
         self._mode = mode
         self._ifmode = {}
+        self.invalidate_fast()
 
     @property
     def tag_strategy_name(self) -> str:
@@ -289,6 +358,7 @@ class Ipsec:
         new = make_tag_strategy(name, self.host.name, done_zone=old.done_zone)
         new.live = self._handle_live
         self.tags = new
+        self.invalidate_fast()
         old.flush()
         return new
 
@@ -322,6 +392,7 @@ class Ipsec:
     def invalidate_ifmodes(self) -> None:
         """Forget the per-interface mode decisions (a NIC changed modes)."""
         self._ifmode = {}
+        self.invalidate_fast()
 
     # -- sysctls --------------------------------------------------------------------
 
@@ -333,6 +404,7 @@ class Ipsec:
         old = getattr(self, attr)
         if value is not None:
             setattr(self, attr, value if isinstance(old, str) else int(value))
+            self.invalidate_fast()
         return old
 
     # -- per-SA state ---------------------------------------------------------------
@@ -518,6 +590,7 @@ class Ipsec:
             self.sactx_map.clear()
         self._flows = {}
         self._saidx = {}
+        self.invalidate_fast()
 
     def __repr__(self) -> str:
         return (f"<Ipsec {self.host.name} mode={self._mode} tags={self.tags.name} "

@@ -506,17 +506,23 @@ def m_free(m: Mbuf) -> None:
     if tags:
         m.tags = None
         for t in tags:
-            m_tag_free(t)
+            # m_tag_free, inlined for the per-packet path.
+            z = t.zone
+            t.data = None
+            if z is not None:
+                t.zone = None
+                z.free(t, MTAG_HDR_SIZE + t.m_tag_len)
     if m.csum_flags & CSUM_SND_TAG:
         mst = m.snd_tag
         m.snd_tag = None
         m.csum_flags &= ~CSUM_SND_TAG
         if mst is not None:
             # m_snd_tag_rele inlined for the per-packet path.
-            with _snd_tag_lock:
-                rc = mst.refcount - 1
-                if rc >= 0:
-                    mst.refcount = rc
+            _snd_tag_lock.acquire()
+            rc = mst.refcount - 1
+            if rc >= 0:
+                mst.refcount = rc
+            _snd_tag_lock.release()
             if rc <= 0:
                 if rc < 0:
                     raise RuntimeError(f"m_snd_tag_rele underflow on {mst!r}")
@@ -823,10 +829,13 @@ def m_set_snd_tag(m: Mbuf, mst: MSndTag) -> None:
     """Attach a send tag to a packet (takes a reference, sets CSUM_SND_TAG;
     the union means the packet no longer has an rcvif)."""
     old = m.snd_tag if m.csum_flags & CSUM_SND_TAG else None
-    with _snd_tag_lock:                     # m_snd_tag_ref, inlined
-        if mst.refcount <= 0:
-            raise RuntimeError(f"m_snd_tag_ref on a destroyed tag {mst!r}")
-        mst.refcount += 1
+    _snd_tag_lock.acquire()                 # m_snd_tag_ref, inlined
+    rc = mst.refcount
+    if rc > 0:
+        mst.refcount = rc + 1
+    _snd_tag_lock.release()
+    if rc <= 0:
+        raise RuntimeError(f"m_snd_tag_ref on a destroyed tag {mst!r}")
     m.snd_tag = mst
     m.csum_flags |= CSUM_SND_TAG
     m.rcvif = None

@@ -112,13 +112,24 @@ class Key(KeySAMixin, KeySAValMixin, KeySPDMixin, KeyAcquireMixin, KeyTimerMixin
         self.esp_auth = 0
         self.esp_keymin = 256
         self.ah_keymin = 128
-        self.preferred_oldsa = 1
+        self._preferred_oldsa = 1
         self.spdcache_maxentries = 0     # the SPD cache is not modelled: the
         self.spdcache_threshold = 32     # indexed SPD makes it unnecessary
         self.sendspace = 8192
         self.recvspace = 8192
         self.auto_reqid = 0x3FFF + 1     # key_newreqid's counter
         self.key_typesw: list[Optional[Handler]] = self._build_typesw()
+
+    @property
+    def preferred_oldsa(self) -> int:
+        """net.key.preferred_oldsa (setting it changes which SA
+        key_allocsa_policy picks, so it bumps ``sad_genid``)."""
+        return self._preferred_oldsa
+
+    @preferred_oldsa.setter
+    def preferred_oldsa(self, value: int) -> None:
+        self._preferred_oldsa = int(value)
+        self.sad_genid += 1
 
     def _build_typesw(self) -> list[Optional[Handler]]:
         """key_typesw: message type -> handler (None: answered EINVAL)."""

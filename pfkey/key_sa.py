@@ -97,6 +97,7 @@ class KeySAMixin:
         hook right after the state change, as key.c does everywhere."""
         new = sa_next_state(sav.state, event)
         sav.state = new
+        self.sad_genid += 1
         if new == DEAD:
             self.hooks.ipsec_accel_forget_sav(sav)
 
@@ -270,6 +271,7 @@ class KeySAMixin:
                 break
         head_first.insert(pos, newsav)
         sah.savtree_alive = dict.fromkeys(reversed(head_first))
+        self.sad_genid += 1
         self.savhash[newsav.spi] = newsav
         if isnew:
             self._link_sah(sah)
@@ -449,6 +451,7 @@ class KeySAMixin:
             for sah in flushq:                        # key_freesah_flushed
                 sah.savtree_larval.clear()
                 sah.savtree_alive.clear()
+            self.sad_genid += 1
         return self.key_sendup_mbuf(so, key_gather_mbuf(mhp), KEY_SENDUP_ALL)
 
     # -- SADB_DUMP -----------------------------------------------------------------

@@ -126,6 +126,7 @@ class KeySAValMixin:
                 self._link_sah(sah)
             if sav.state == MATURE:
                 sah.savtree_alive[sav] = None
+                self.sad_genid += 1
                 self.hooks.ipsec_accel_sa_newkey(sav)
             else:
                 sah.savtree_larval[sav] = None

@@ -527,6 +527,11 @@ class KeyDB:
         self.sphash: dict[int, secpolicy] = {}             # V_sphashtbl by id
         self.policy_id = 0                                 # V_policy_id
         self.sp_genid = 0                                  # V_sp_genid
+        #: Model addition (no key.c counterpart): bumped whenever the answer
+        #: of key_allocsa_policy could change -- an SA enters or leaves an
+        #: alive list, changes state, a SAH is linked or unlinked,
+        #: net.key.preferred_oldsa is set.  Datapath caches compare it.
+        self.sad_genid = 0
         # ACQ
         self.acqtree: dict[secacq, None] = {}              # V_acqtree
         self.acqseqhash: dict[int, list[secacq]] = {}      # head first
@@ -542,6 +547,7 @@ class KeyDB:
         self.sahtree[sah] = None
         self.sahaddrhash.setdefault(sah.addrkey, []).insert(0, sah)
         sah.state = MATURE
+        self.sad_genid += 1
 
     def _unlink_sah(self, sah: secashead) -> None:
         self.sahtree.pop(sah, None)
@@ -554,6 +560,7 @@ class KeyDB:
             if not bucket:
                 del self.sahaddrhash[sah.addrkey]
         sah.state = DEAD
+        self.sad_genid += 1
 
     def _find_sah(self, saidx: secasindex, flag: int = CMP_MODE_REQID) -> Optional[secashead]:
         """key_getsah: the first SAH of the address bucket matching ``flag``."""
