@@ -160,6 +160,11 @@ class MockNic(DriverKpi, InlineEngine):
     default_poll_interval: ClassVar[float] = 1.0
     default_cap_toggle_ifdown: ClassVar[bool] = False
     has_spd_ops: ClassVar[bool] = False
+    #: The method table's ``nonblocking`` promise (ifnet.IfIpsecAccelMethods):
+    #: a model NIC's methods only touch its own tables under short locks, so
+    #: the offload layer calls them directly.  Drivers that wait on another
+    #: thread (ixgbevf's PF mailbox) or that inject hangs (faulty) say False.
+    nonblocking_methods: ClassVar[bool] = True
 
     def __init__(self, name: Optional[str] = None, *, mtu: int = 1500, ipsec: bool = True,
                  up: bool = True, lladdr: Optional[bytes] = None,
@@ -246,6 +251,7 @@ class MockNic(DriverKpi, InlineEngine):
             if_sa_cnt=self.if_sa_cnt, if_hwassist=self.if_hwassist)
         if self.has_spd_ops:
             kw.update(if_spdadd=self.if_spdadd, if_spddel=self.if_spddel)
+        kw["nonblocking"] = self.nonblocking_methods
         if direction_ext and _MethodsExt is not None:
             return _MethodsExt(if_sa_newkey_dir=self.if_sa_newkey_dir, **kw)
         return IfIpsecAccelMethods(**kw)

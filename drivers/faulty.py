@@ -216,6 +216,8 @@ class FaultyNic(MockNic):
     """The faulty profile (module docstring).  Options: ``seed``,
     ``hang_limit`` (seconds a hang lasts at most), ``capacity``."""
 
+    nonblocking_methods = False     # waits (see MockNic.nonblocking_methods)
+
     profile: ClassVar[str] = "faulty"
     dname: ClassVar[str] = "flt"
     default_modes: ClassVar[tuple[str, ...]] = (MODE_PACKET, MODE_CRYPTO)

@@ -147,6 +147,8 @@ class IxgbeVf(MockNic):
     """A VF of ``pf`` (module docstring).  ``vf_id`` identifies it to the PF;
     ``trust`` (if given) sets the PF's trust bit for it."""
 
+    nonblocking_methods = False     # waits (see MockNic.nonblocking_methods)
+
     profile: ClassVar[str] = "ixgbevf"
     dname: ClassVar[str] = "ixv"
     default_modes: ClassVar[tuple[str, ...]] = (MODE_CRYPTO,)

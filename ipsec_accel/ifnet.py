@@ -248,16 +248,25 @@ class IfIpsecAccelMethods:
 
     Optional entries may be None; the offload layer decides what a None means
     (FreeBSD checks only if_sa_newkey/if_spdadd/if_sa_cnt for NULL).
+
+    ``nonblocking`` (model, not in FreeBSD's struct): the driver promises
+    that these methods never block -- no sleeps, no waits on other threads
+    -- so the offload layer may call them directly on its taskqueue thread
+    instead of through a guard helper thread (ipsec_offload_defs.DrvGuard,
+    mode "taskqueue").  Default False: guarded.
     """
 
     __slots__ = ("if_spdadd", "if_spddel", "if_sa_newkey", "if_sa_deinstall", "if_sa_cnt",
-                 "if_hwassist")
-    FIELDS = __slots__
+                 "if_hwassist", "nonblocking")
+    FIELDS = ("if_spdadd", "if_spddel", "if_sa_newkey", "if_sa_deinstall", "if_sa_cnt",
+              "if_hwassist")
 
     def __init__(self, if_spdadd: SpdAddFn | None = None, if_spddel: SpdDelFn | None = None,
                  if_sa_newkey: SaNewkeyFn | None = None,
                  if_sa_deinstall: SaDeinstallFn | None = None,
-                 if_sa_cnt: SaCntFn | None = None, if_hwassist: HwassistFn | None = None) -> None:
+                 if_sa_cnt: SaCntFn | None = None, if_hwassist: HwassistFn | None = None,
+                 nonblocking: bool = False) -> None:
+        self.nonblocking = bool(nonblocking)
         self.if_spdadd = if_spdadd
         self.if_spddel = if_spddel
         self.if_sa_newkey = if_sa_newkey

@@ -440,7 +440,19 @@ class DrvGuard:
         """Call ``fn(*args)``.  If the call is abandoned, ``on_abandon()``
         runs first (in the caller, before the helper can see the abandonment:
         e.g. to take a reference ``on_late`` will drop), and ``on_late(result,
-        exc)`` runs on the helper thread if the call ever returns."""
+        exc)`` runs on the helper thread if the call ever returns.
+
+        In mode "taskqueue", a driver whose method table says ``nonblocking``
+        (``args[0]`` is the ifnet of every driver call) is called directly:
+        it cannot hang, and the two thread hand-offs a helper costs per call
+        would double the cost of an install."""
+        if self.mode == "taskqueue":
+            m = getattr(args[0], "if_ipsec_accel_m", None) if args else None
+            if m is not None and m.nonblocking:
+                try:
+                    return DrvCall(CALL_OK, fn(*args))
+                except Exception as e:
+                    return DrvCall(CALL_EXC, e)
         if not self.guarded():
             try:
                 return DrvCall(CALL_OK, fn(*args))

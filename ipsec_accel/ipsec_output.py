@@ -56,6 +56,20 @@ The rules, in FreeBSD's order:
 
 Only ESP transforms are modelled: an AH or IPComp request drops the packet
 (ips_out_inval, accel.out_noxform).
+
+Fast path (model; ``net.inet.ipsec.offload.fastpath``, see
+:mod:`ipsec_accel.ipsec_state`): for a packet from a socket whose header is
+plain (IPv4 without options, not a fragment; or IPv6 with TCP/UDP right
+after the fixed header) and TCP or UDP, the addresses and ports look up the
+flow's :class:`ipsec_accel.ipsec_state.FastOut`.  When the SPD and SAD
+generations, the interface and MTU are the memo's, the SA's handle list is
+the same object, the handle is HANDLED, IFCAP2_IPSEC_OFFLOAD is on and the
+packet is within the memo's size limit (or TSO), the packet gets exactly
+what rules 2-4 would give it -- the policy's lastused, the OUT tag, SW-offl
+accounting, if_hwassist, TF2_IPSEC_TSO, the counters, the delayed
+checksums -- without running them; a failed tag allocation falls back to
+software as rule 4 does.  Anything else takes the full path, which
+memoises the decision when it offloads the flow's first request.
 """
 
 from __future__ import annotations
