@@ -39,6 +39,7 @@ CSUM_* layout of FreeBSD 12+).
 
 from __future__ import annotations
 
+import itertools
 import threading
 import weakref
 from typing import Any, Callable, Iterator, NamedTuple, Protocol
@@ -238,103 +239,171 @@ class Zone:
     it.  ``size`` defaults to the zone's item size and feeds the byte
     counters (tags are variable-size: ``MTAG_HDR_SIZE + len``).
 
-    Thread safety: with ``locked=True`` (default) counters are updated under
-    a private lock, like UMA's atomics; ``locked=False`` is for single-threaded
-    benchmarks that want the bare cost.
+    Counting: allocations and frees are two ``itertools.count`` objects
+    (one C call each, atomic under the GIL, like UMA's per-CPU counters), so
+    an allocation of the zone's own size with nothing armed takes no lock:
+    the per-packet path.  ``used`` = allocations - frees.  A limit, an armed
+    failure, or an item of another size (outstanding) sends every call
+    through the locked path, where ``used``, ``bytes`` and both peaks are
+    exact.  On the lock-free path ``peak`` is exact for one thread and may
+    read a little high while several threads allocate and free at once (UMA
+    keeps no peak at all).  Freeing more than was allocated raises
+    RuntimeError.  ``locked`` is accepted for compatibility: the lock-free
+    path needs none and the locked path always locks.
     """
 
-    __slots__ = ("name", "size", "limit", "cache_max", "_cache", "_factory", "_lock",
-                 "allocs", "frees", "fails", "cur", "peak", "bytes", "peak_bytes",
-                 "_fail_next", "__weakref__")
+    __slots__ = ("name", "size", "_limit", "cache_max", "_cache", "_factory", "_lock",
+                 "_ac", "_fc", "_av", "_fv", "_a0", "_f0", "_fbad", "fails", "peak",
+                 "_xbytes", "peak_bytes", "_fail_next", "_armed", "__weakref__")
 
     def __init__(self, name: str, size: int = 0, *, factory: Callable[[], Any] | None = None,
                  limit: int | None = None, cache: int = 0, locked: bool = True) -> None:
         self.name = name
         self.size = size
-        self.limit = limit
         self.cache_max = cache
         self._cache: list[Any] = []
         self._factory = factory
-        self._lock: threading.Lock | None = threading.Lock() if locked else None
-        self.allocs = 0
-        self.frees = 0
+        self._lock = threading.Lock()
+        self._ac = itertools.count(1)     # next() = allocations made, this one included
+        self._fc = itertools.count(1)
+        self._av = 0                      # last allocation count seen (fast-path hint)
+        self._fv = 0                      # last free count seen (fast-path hint)
+        self._a0 = self._f0 = 0           # reset_stats() bases
+        self._fbad = 0                    # refused frees (counted by _fc, not frees)
         self.fails = 0
-        self.cur = 0
         self.peak = 0
-        self.bytes = 0
+        self._xbytes = 0                  # bytes outstanding beyond used * size
         self.peak_bytes = 0
         self._fail_next = 0
+        self._limit = limit
+        self._armed = False
+        self._rearm()
         _ALL_ZONES.add(self)
+
+    # -- counters ---------------------------------------------------------------------
+
+    @staticmethod
+    def _count(c: "itertools.count[int]") -> int:
+        # How many next() calls a count(1) has served (its repr is the next
+        # value): an exact read without consuming a number.
+        r = repr(c)
+        return int(r[6:-1]) - 1
+
+    @property
+    def allocs(self) -> int:
+        return self._count(self._ac) - self._a0
+
+    @property
+    def frees(self) -> int:
+        return self._count(self._fc) - self._fbad - self._f0
+
+    @property
+    def cur(self) -> int:
+        return self._count(self._ac) - (self._count(self._fc) - self._fbad)
+
+    @property
+    def bytes(self) -> int:
+        return self.cur * self.size + self._xbytes
+
+    @property
+    def limit(self) -> int | None:
+        return self._limit
+
+    @limit.setter
+    def limit(self, value: int | None) -> None:
+        with self._lock:
+            self._limit = value
+            self._rearm()
+
+    def _rearm(self) -> None:
+        # Lock held (or construction).
+        self._armed = bool(self._fail_next or self._limit is not None or self._xbytes)
+
+    # -- alloc / free ---------------------------------------------------------------------
 
     def alloc(self, size: int | None = None, wait: int = M_NOWAIT) -> Any:
         """``uma_zalloc``/``malloc``.  Returns the object, or None on an
         M_NOWAIT failure."""
-        nbytes = self.size if size is None else size
-        lock = self._lock
-        if lock is not None:
-            lock.acquire()
-        # Nothing between acquire and release can raise except the explicit
-        # ZoneExhausted below, which releases first: no try/finally on the
-        # per-packet path.
-        if self._fail_next or (self.limit is not None and self.cur >= self.limit):
-            verdict = self._alloc_check(wait)
-            if verdict is not True:
-                if lock is not None:
-                    lock.release()
-                if verdict is not None:
-                    raise verdict
-                return None
-        self.allocs += 1
-        cur = self.cur = self.cur + 1
+        if self._armed or (size is not None and size != self.size):
+            return self._alloc_locked(self.size if size is None else size, wait)
+        a = self._av = next(self._ac)
+        cur = a - self._fv + self._fbad
         if cur > self.peak:
             self.peak = cur
-        b = self.bytes = self.bytes + nbytes
-        if b > self.peak_bytes:
-            self.peak_bytes = b
-        cache = self._cache
-        obj = cache.pop() if cache else None
-        if lock is not None:
-            lock.release()
+            b = cur * self.size
+            if b > self.peak_bytes:
+                self.peak_bytes = b
+        try:
+            return self._cache.pop()
+        except IndexError:
+            factory = self._factory
+            return factory() if factory is not None else True
+
+    def _alloc_locked(self, nbytes: int, wait: int) -> Any:
+        with self._lock:
+            if self._fail_next and wait & M_NOWAIT:
+                self._fail_next -= 1
+                self.fails += 1
+                self._rearm()
+                return None
+            if self._limit is not None and self.cur >= self._limit:
+                self.fails += 1
+                if wait & M_WAITOK:
+                    raise ZoneExhausted(f"zone {self.name}: limit {self._limit} reached")
+                return None
+            a = self._av = next(self._ac)
+            self._xbytes += nbytes - self.size
+            cur = a - (self._count(self._fc) - self._fbad)
+            if cur > self.peak:
+                self.peak = cur
+            b = cur * self.size + self._xbytes
+            if b > self.peak_bytes:
+                self.peak_bytes = b
+            self._rearm()
+            try:
+                obj = self._cache.pop()
+            except IndexError:
+                obj = None
         if obj is None:
             factory = self._factory
             obj = factory() if factory is not None else True
         return obj
 
-    def _alloc_check(self, wait: int) -> bool | ZoneExhausted | None:
-        # Lock held; only reached when a failure is armed or the limit is hit.
-        # True: go ahead; None: M_NOWAIT failure; ZoneExhausted: raise it.
-        if self._fail_next and wait & M_NOWAIT:
-            self._fail_next -= 1
-            self.fails += 1
-            return None
-        if self.limit is not None and self.cur >= self.limit:
-            self.fails += 1
-            if wait & M_WAITOK:
-                return ZoneExhausted(f"zone {self.name}: limit {self.limit} reached")
-            return None
-        return True
-
     def free(self, obj: Any = None, size: int | None = None) -> None:
         """``uma_zfree``/``free``."""
-        nbytes = self.size if size is None else size
-        lock = self._lock
-        if lock is not None:
-            lock.acquire()
-        if self.cur <= 0:
-            if lock is not None:
-                lock.release()
-            raise RuntimeError(f"zone {self.name}: free without allocation")
-        self.frees += 1
-        self.cur -= 1
-        self.bytes -= nbytes
+        if self._armed or (size is not None and size != self.size):
+            self._free_locked(obj, self.size if size is None else size)
+            return
+        f = self._fv = next(self._fc)
+        if f - self._fbad > self._av:
+            self._check_free()
         if obj is not None and len(self._cache) < self.cache_max:
             self._cache.append(obj)
-        if lock is not None:
-            lock.release()
+
+    def _check_free(self) -> None:
+        # The fast path's hint says more frees than allocations: count
+        # exactly (another thread may have allocated without publishing its
+        # hint yet); refuse a real underflow.
+        with self._lock:
+            if self._count(self._fc) - self._fbad > self._count(self._ac):
+                self._fbad += 1
+                raise RuntimeError(f"zone {self.name}: free without allocation")
+
+    def _free_locked(self, obj: Any, nbytes: int) -> None:
+        with self._lock:
+            if self.cur <= 0:
+                raise RuntimeError(f"zone {self.name}: free without allocation")
+            self._fv = next(self._fc)
+            self._xbytes -= nbytes - self.size
+            self._rearm()
+            if obj is not None and len(self._cache) < self.cache_max:
+                self._cache.append(obj)
 
     def fail_next(self, n: int = 1) -> None:
         """Make the next ``n`` M_NOWAIT allocations fail (fault injection)."""
-        self._fail_next = n
+        with self._lock:
+            self._fail_next = n
+            self._rearm()
 
     def drain(self) -> None:
         """``uma_zone_reclaim``: drop cached free objects."""
@@ -342,15 +411,19 @@ class Zone:
 
     def reset_stats(self) -> None:
         """Zero the request/free/fail/peak counters (not ``used``)."""
-        self.allocs = self.frees = self.fails = 0
-        self.peak = self.cur
-        self.peak_bytes = self.bytes
+        with self._lock:
+            self._a0 = self._count(self._ac)
+            self._f0 = self._count(self._fc) - self._fbad
+            self.fails = 0
+            self.peak = self.cur
+            self.peak_bytes = self.bytes
 
     @property
     def stats(self) -> ZoneStats:
-        return ZoneStats(self.name, self.size, self.limit, self.cur, len(self._cache),
-                         self.allocs, self.frees, self.fails, self.peak, self.bytes,
-                         self.peak_bytes)
+        with self._lock:
+            return ZoneStats(self.name, self.size, self._limit, self.cur, len(self._cache),
+                             self.allocs, self.frees, self.fails, self.peak, self.bytes,
+                             self.peak_bytes)
 
     def __repr__(self) -> str:
         return f"<Zone {self.name} used={self.cur} req={self.allocs} fail={self.fails}>"

@@ -166,6 +166,66 @@ def test_zone_counts_are_exact_under_threads() -> None:
     assert (st.requests, st.frees, st.used, st.bytes) == (12000, 12000, 0, 0)
 
 
+def test_zone_lock_free_path_counts_exactly_under_threads() -> None:
+    """A fixed-size zone with nothing armed allocates without the lock
+    (counters are itertools.count, atomic under the GIL, as UMA's per-CPU
+    counters are without a zone lock): still exact across threads, objects
+    cached and reused, nothing lost."""
+    z = Zone("fixed", 56, factory=MTag, cache=64)
+    seen: list[int] = []
+
+    def worker() -> None:
+        held = []
+        for i in range(4000):
+            held.append(z.alloc(56))
+            if len(held) > 3:
+                z.free(held.pop(0), 56)
+        for t in held:
+            z.free(t, 56)
+        seen.append(1)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(20)
+    st = z.stats
+    assert len(seen) == 4
+    assert (st.requests, st.frees, st.used, st.bytes) == (16000, 16000, 0, 0)
+    assert 4 <= st.peak <= 16 and st.peak_bytes == st.peak * 56
+    assert 0 < st.cached <= 64
+
+
+def test_zone_peak_exact_and_underflow_refused_on_the_lock_free_path() -> None:
+    """One thread: peak and peak bytes are exact on the lock-free path; a
+    free without an allocation raises and is not counted; an item of
+    another size arms the locked path until it is freed (bytes exact)."""
+    z = Zone("p", 10, factory=MTag, cache=8)
+    a = [z.alloc() for _ in range(5)]
+    for t in a[:3]:
+        z.free(t)
+    b = [z.alloc() for _ in range(2)]
+    st = z.stats
+    assert (st.used, st.peak, st.peak_bytes, st.requests, st.frees) == (4, 5, 50, 7, 3)
+    for t in a[3:] + b:
+        z.free(t)
+    with pytest.raises(RuntimeError):
+        z.free(MTag())
+    st = z.stats
+    assert (st.used, st.frees, st.bytes) == (0, 7, 0)
+    big = z.alloc(100)
+    small = z.alloc()
+    assert (z.cur, z.bytes, z.peak_bytes) == (2, 110, 110)
+    z.free(big, 100)
+    assert (z.cur, z.bytes) == (1, 10)
+    z.free(small)
+    after = z.alloc()
+    assert (z.cur, z.bytes, z.peak) == (1, 10, 5)
+    z.free(after)
+    z.reset_stats()
+    assert (z.allocs, z.frees, z.peak, z.cur) == (0, 0, 0, 0)
+
+
 def test_m_tag_copy_chain_and_m_dup(zone: Zone) -> None:
     """m_dup copies data and pkthdr and the tag chain (m_tag_copy_chain) in
     order with new allocations; a send tag is not copied."""
