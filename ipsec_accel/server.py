@@ -68,7 +68,7 @@ from pfkey.errors import to_wire
 from pfkey.key import Key
 from pfkey.keysock import KeySocket
 
-from .host import Host
+from .host import Host, tune_gc
 from .pfkey_client import (
     CTRL_GET_IFNAMES, CTRL_HELLO, CTRL_RESULT, CTRL_SETOPT_RCVBUF, CTRL_SETOPT_SNDBUF,
     MAX_PACKET, SOCKET_ENV, PeerCred, ctrl_packet, is_ctrl, parse_ctrl, peercred,
@@ -667,6 +667,8 @@ def main(argv: Optional[Sequence[str]] = None, *,
     # timeout.  The wakeup fd makes the C-level handler write a byte into the
     # loop's wake pipe, so select() returns and the handler runs.
     signal.set_wakeup_fd(server.wakeup_fd, warn_on_full_buffer=False)
+    tune_gc()
+    host.taskqueue.yield_between_tasks = True
     host.start()
     uids = ",".join(str(u) for u in sorted(server.allowed_uids))
     print(f"{prog}: serving PF_KEY v2 on {path} (SOCK_SEQPACKET, mode 0600, pid {os.getpid()}, "

@@ -170,6 +170,13 @@ class TaskQueue:
         self._max_depth = 0
         #: Recent failures as (task name, exception), newest last.
         self.errors: deque[tuple[str, BaseException]] = deque(maxlen=max_errors)
+        #: THREAD mode (model knob): give the interpreter away between the
+        #: tasks of a backlog.  A kernel's taskqueue thread is preempted; under
+        #: the GIL a busy one makes a thread that woke for a socket wait a
+        #: whole switch interval (5 ms).  On for the PF_KEY daemon, whose
+        #: socket threads block between messages; off by default, because a
+        #: producer thread that never blocks would then starve the queue.
+        self.yield_between_tasks = False
         self._thread: threading.Thread | None = None
         if mode is TqMode.THREAD:
             self._thread = threading.Thread(target=self._thread_loop, name=name,
@@ -515,6 +522,10 @@ class TaskQueue:
                 if not self._active:
                     break
                 self._run_locked_one()
+                if self._queue and self.yield_between_tasks:
+                    self._lock.release()
+                    time.sleep(0)           # hands the GIL to a waiting thread
+                    self._lock.acquire()
             # Shutdown: FreeBSD's loop runs the queue once more before exiting.
             while self._queue:
                 self._run_locked_one()

@@ -232,10 +232,22 @@ _AF_INET_CHARS = frozenset("0123456789.xabcdefXABCDEF")
 _U64 = (1 << 64) - 1
 
 
+#: The common case: four plain decimal parts, none with a leading zero
+#: (a leading zero means octal to inet_aton, so those take the full parse).
+_DOTTED_QUAD = re.compile(r"(?:0|[1-9][0-9]{0,2})(?:\.(?:0|[1-9][0-9]{0,2})){3}\Z",
+                          re.ASCII)
+
+
 def inet_aton(text: str) -> Optional[bytes]:
     """FreeBSD ``inet_aton``: a, a.b, a.b.c, a.b.c.d with C-style 0x / 0
     (octal) parts; None when invalid.  (Trailing blanks, which inet_aton
     tolerates, never reach it here.)"""
+    if _DOTTED_QUAD.match(text):
+        a, b, c, d = text.split(".")
+        try:
+            return bytes((int(a), int(b), int(c), int(d)))
+        except ValueError:          # a part above 255: inet_aton refuses it too
+            return None
     parts: list[int] = []
     i, n = 0, len(text)
     val = 0

@@ -18,6 +18,8 @@ import struct
 from typing import Any, Optional
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pfkey.extensions import IpsecRequest, SadbXPolicy, Sockaddr
 from pfkey.ipsec import (
@@ -427,6 +429,53 @@ def test_inet_aton_edge_cases() -> None:
     assert inet_aton("0x.1.2.3") == bytes([0, 1, 2, 3])
     assert inet_aton("1.2.3.0x") is None
     assert inet_aton("") is None and inet_aton(".1") is None
+
+
+_PART = st.one_of(
+    st.tuples(st.booleans(), st.integers(0, 300)).map(lambda t: ("0" if t[0] else "") + str(t[1])),
+    st.sampled_from(["0", "00", "08", "0x1f", "1f", "", "-1", "1e3"]))
+
+
+@given(st.one_of(st.lists(_PART, min_size=4, max_size=4), st.lists(_PART, min_size=1,
+                                                                   max_size=5)))
+def test_inet_aton_fast_path_agrees_with_the_full_parse(parts: list[object]) -> None:
+    """inet_aton's dotted-quad shortcut (four plain decimal parts) gives
+    exactly what the full C-style parse gives, for any text of parts."""
+    text = ".".join(str(p) for p in parts)
+    assert inet_aton(text) == _inet_aton_full(text)
+
+
+def _inet_aton_full(text: str) -> object:
+    """A reference inet_aton written from FreeBSD's rules (C-style 0x and
+    octal parts, the last part filling the remaining bytes, a bare "0x"
+    counting as 0 except as the last part)."""
+    if not text:
+        return None
+    vals = []
+    pieces = text.split(".")
+    if pieces[-1] in ("0x", "0X"):
+        return None
+    for part in pieces:
+        if not part:
+            return None
+        try:
+            if part[:2] in ("0x", "0X"):
+                v = int(part[2:], 16) if part[2:] else 0
+            elif part.startswith("0"):
+                v = int(part, 8)
+            elif part.isdigit():
+                v = int(part)
+            else:
+                return None
+        except ValueError:
+            return None
+        vals.append(v)
+    if len(vals) > 4 or any(v > 255 for v in vals[:-1]):
+        return None
+    last = vals[-1]
+    if last >= 1 << (8 * (5 - len(vals))):
+        return None
+    return bytes(vals[:-1]) + last.to_bytes(5 - len(vals), "big")
 
 
 # ---------------------------------------------------------------------------

@@ -325,6 +325,35 @@ def test_many_producers_every_task_runs_exactly_once(tq: TaskQueue) -> None:
     assert st.run == 2000 and st.depth == 0 and st.max_depth >= 1
 
 
+def test_yield_between_tasks_keeps_order_counts_and_drain(tq: TaskQueue) -> None:
+    """The daemon's knob (yield the interpreter between backlog tasks)
+    changes scheduling only: FIFO per producer, every task once, drain_all
+    waits for what was queued (taskqueue_run_locked semantics)."""
+    tq.yield_between_tasks = True
+    seen: list[tuple[int, int]] = []
+    started = threading.Event()
+
+    def fn(ctx: Any, pending: int) -> None:
+        started.wait(T)
+        seen.append(ctx)
+
+    def producer(pid: int) -> None:
+        for i in range(300):
+            tq.enqueue(Task(fn, (pid, i)))
+
+    threads = [threading.Thread(target=producer, args=(p,)) for p in range(3)]
+    for t in threads:
+        t.start()
+    started.set()
+    for t in threads:
+        t.join(T)
+    assert tq.drain_all(T)
+    assert len(seen) == 900
+    for p in range(3):
+        assert [i for pid, i in seen if pid == p] == list(range(300))
+    assert tq.stats.run == 900 and tq.stats.depth == 0
+
+
 # ---------------------------------------------------------------- INLINE mode
 
 def test_inline_mode_runs_synchronously_and_nested_enqueues_run_after() -> None:

@@ -862,4 +862,6 @@ def _main(args: list[str], env: Mapping[str, str], out: TextIO, err: TextIO,
 
 
 if __name__ == "__main__":
+    from ipsec_accel.host import tune_gc
+    tune_gc()
     sys.exit(main())
