@@ -180,8 +180,11 @@ class TagStrategy:
                  tag_cache: int = 256) -> None:
         self.host_name = host_name
         self.zone: Optional[Zone] = None
+        # Nominal item: the IN_DONE / OUT_DONE tag (header + xform_history,
+        # 36 bytes), so those take the zone's lock-free path; the smaller
+        # CRYPTO_NEEDED tag is counted at its own size.
         self.done_zone = done_zone if done_zone is not None else Zone(
-            f"{host_name}.ipsec_tag", 0, factory=MTag, cache=tag_cache)
+            f"{host_name}.ipsec_tag", MTAG_HDR_SIZE + 36, factory=MTag, cache=tag_cache)
         # Per-handle state (send tags, OUT_DONE payloads) and the bookkeeping
         # of when to look for stale entries (amortised: see sweep()).
         self._lock = threading.Lock()

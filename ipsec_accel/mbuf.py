@@ -248,13 +248,15 @@ class Zone:
     exact.  On the lock-free path ``peak`` is exact for one thread and may
     read a little high while several threads allocate and free at once (UMA
     keeps no peak at all).  Freeing more than was allocated raises
-    RuntimeError.  ``locked`` is accepted for compatibility: the lock-free
+    RuntimeError.  A limit is enforced exactly (a limited zone never takes
+    the lock-free path).  ``locked`` is accepted for compatibility: the lock-free
     path needs none and the locked path always locks.
     """
 
     __slots__ = ("name", "size", "_limit", "cache_max", "_cache", "_factory", "_lock",
                  "_ac", "_fc", "_av", "_fv", "_a0", "_f0", "_fbad", "fails", "peak",
                  "_xbytes", "peak_bytes", "_fail_next", "_armed", "__weakref__")
+    _armed: Any      # truthy: limit, armed failure or other-size items outstanding
 
     def __init__(self, name: str, size: int = 0, *, factory: Callable[[], Any] | None = None,
                  limit: int | None = None, cache: int = 0, locked: bool = True) -> None:
@@ -317,53 +319,57 @@ class Zone:
 
     def _rearm(self) -> None:
         # Lock held (or construction).
-        self._armed = bool(self._fail_next or self._limit is not None or self._xbytes)
+        self._armed = self._fail_next or self._limit is not None or self._xbytes
 
     # -- alloc / free ---------------------------------------------------------------------
 
     def alloc(self, size: int | None = None, wait: int = M_NOWAIT) -> Any:
         """``uma_zalloc``/``malloc``.  Returns the object, or None on an
         M_NOWAIT failure."""
-        if self._armed or (size is not None and size != self.size):
-            return self._alloc_locked(self.size if size is None else size, wait)
-        a = self._av = next(self._ac)
-        cur = a - self._fv + self._fbad
-        if cur > self.peak:
-            self.peak = cur
-            b = cur * self.size
-            if b > self.peak_bytes:
-                self.peak_bytes = b
-        try:
-            return self._cache.pop()
-        except IndexError:
-            factory = self._factory
-            return factory() if factory is not None else True
-
-    def _alloc_locked(self, nbytes: int, wait: int) -> Any:
-        with self._lock:
-            if self._fail_next and wait & M_NOWAIT:
-                self._fail_next -= 1
-                self.fails += 1
-                self._rearm()
-                return None
-            if self._limit is not None and self.cur >= self._limit:
-                self.fails += 1
-                if wait & M_WAITOK:
-                    raise ZoneExhausted(f"zone {self.name}: limit {self._limit} reached")
-                return None
+        if not self._armed and (size is None or size == self.size):
+            # Lock-free: one counter step, the peak hint, the cache.
             a = self._av = next(self._ac)
-            self._xbytes += nbytes - self.size
-            cur = a - (self._count(self._fc) - self._fbad)
+            cur = a - self._fv + self._fbad
             if cur > self.peak:
                 self.peak = cur
-            b = cur * self.size + self._xbytes
-            if b > self.peak_bytes:
-                self.peak_bytes = b
-            self._rearm()
+                b = cur * self.size
+                if b > self.peak_bytes:
+                    self.peak_bytes = b
             try:
-                obj = self._cache.pop()
+                return self._cache.pop()
             except IndexError:
-                obj = None
+                factory = self._factory
+                return factory() if factory is not None else True
+        nbytes = self.size if size is None else size
+        lock = self._lock
+        lock.acquire()
+        if self._fail_next and wait & M_NOWAIT:
+            self._fail_next -= 1
+            self.fails += 1
+            self._armed = self._fail_next or self._limit is not None or self._xbytes
+            lock.release()
+            return None
+        # The hints are exact here for a zone that is always locked (a
+        # limited one); for the others only the peak can read high.
+        cur = self._av - self._fv + self._fbad + 1
+        limit = self._limit
+        if limit is not None and cur > limit:
+            self.fails += 1
+            lock.release()
+            if wait & M_WAITOK:
+                raise ZoneExhausted(f"zone {self.name}: limit {limit} reached")
+            return None
+        self._av = next(self._ac)
+        xb = self._xbytes = self._xbytes + nbytes - self.size
+        if cur > self.peak:
+            self.peak = cur
+        b = cur * self.size + xb
+        if b > self.peak_bytes:
+            self.peak_bytes = b
+        self._armed = self._fail_next or limit is not None or xb
+        cache = self._cache
+        obj = cache.pop() if cache else None
+        lock.release()
         if obj is None:
             factory = self._factory
             obj = factory() if factory is not None else True
@@ -371,14 +377,24 @@ class Zone:
 
     def free(self, obj: Any = None, size: int | None = None) -> None:
         """``uma_zfree``/``free``."""
-        if self._armed or (size is not None and size != self.size):
-            self._free_locked(obj, self.size if size is None else size)
+        if not self._armed and (size is None or size == self.size):
+            f = self._fv = next(self._fc)
+            if f - self._fbad > self._av:
+                self._check_free()
+            if obj is not None and len(self._cache) < self.cache_max:
+                self._cache.append(obj)
             return
-        f = self._fv = next(self._fc)
-        if f - self._fbad > self._av:
-            self._check_free()
+        lock = self._lock
+        lock.acquire()
+        if self._av - self._fv + self._fbad <= 0 and self.cur <= 0:
+            lock.release()
+            raise RuntimeError(f"zone {self.name}: free without allocation")
+        self._fv = next(self._fc)
+        xb = self._xbytes = self._xbytes - (self.size if size is None else size) + self.size
+        self._armed = self._fail_next or self._limit is not None or xb
         if obj is not None and len(self._cache) < self.cache_max:
             self._cache.append(obj)
+        lock.release()
 
     def _check_free(self) -> None:
         # The fast path's hint says more frees than allocations: count
@@ -388,16 +404,6 @@ class Zone:
             if self._count(self._fc) - self._fbad > self._count(self._ac):
                 self._fbad += 1
                 raise RuntimeError(f"zone {self.name}: free without allocation")
-
-    def _free_locked(self, obj: Any, nbytes: int) -> None:
-        with self._lock:
-            if self.cur <= 0:
-                raise RuntimeError(f"zone {self.name}: free without allocation")
-            self._fv = next(self._fc)
-            self._xbytes -= nbytes - self.size
-            self._rearm()
-            if obj is not None and len(self._cache) < self.cache_max:
-                self._cache.append(obj)
 
     def fail_next(self, n: int = 1) -> None:
         """Make the next ``n`` M_NOWAIT allocations fail (fault injection)."""
