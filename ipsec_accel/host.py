@@ -169,6 +169,8 @@ class Host:
         layer, self.offload = self.offload, None
         if layer is None:
             return
+        if self.ip is not None:
+            self.ip.ipsec.invalidate_fast()     # memos hold the layer's handles
         for name in ("detach", "stop", "close"):
             fn = getattr(layer, name, None)
             if callable(fn):
