@@ -79,6 +79,18 @@ def test_json_summary_fields_add_up() -> None:
     assert sa_row(rep, "a", 0x1001)["current_packets"] == 0
 
 
+def test_no_fastpath_gives_the_same_summary() -> None:
+    """--no-fastpath (net.inet.ipsec.offload.fastpath=0): every packet takes
+    the full output path; what happened to the packets is the same."""
+    strip = ("rate", "elapsed", "pps")
+    on = run_json("-n", "60", "-s", "400", "--flows", "3", "--ifdown-at", "30")
+    off = run_json("-n", "60", "-s", "400", "--flows", "3", "--ifdown-at", "30",
+                   "--no-fastpath")
+    assert {k: v for k, v in on.items() if k not in strip} == \
+        {k: v for k, v in off.items() if k not in strip}
+    assert on["paths_out"]["out_packet"] == 30 and on["paths_out"]["out_sw"] == 30
+
+
 @pytest.mark.parametrize("profile,out_key,in_key", [
     ("mlx5", "out_packet", "in_packet"),
     ("ixgbe", "out_crypto", "in_crypto"),

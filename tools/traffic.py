@@ -170,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output offload mode (default auto: each NIC's preferred mode)")
     p.add_argument("--tag", choices=TAG_STRATEGIES, default="mtag",
                    help="tag strategy (default mtag, FreeBSD's per-packet m_tag)")
+    p.add_argument("--no-fastpath", action="store_true",
+                   help="net.inet.ipsec.offload.fastpath=0 on both hosts: every packet "
+                        "takes the full policy / SA / offload decision")
     p.add_argument("--alg", choices=tuple(ALGS), default="aes-gcm-16",
                    help="SA algorithm (default aes-gcm-16, 128-bit key)")
     p.add_argument("-o", "--nic-option", action="append", default=[], metavar="KEY=VALUE",
@@ -368,6 +371,9 @@ def run_traffic(opts: argparse.Namespace, *, progress: Optional[Progress] = None
         else:
             lab.install_transport(replay=opts.replay, esn=opts.esn, **alg)
         lab.set_mode(opts.offload)
+        if getattr(opts, "no_fastpath", False):
+            for h in lab.hosts.values():
+                h.ip.ipsec.sysctl("net.inet.ipsec.offload.fastpath", 0)
         rep = TrafficReport(
             profile=opts.profile, af=opts.af, ipsec_mode=opts.ipsec_mode, offload=opts.offload,
             tag=opts.tag, alg=opts.alg, src=src, dst=dst,
