@@ -102,26 +102,6 @@ _MAX_BACKLOG = 256
 HostFactory = Callable[..., Host]
 
 
-class _ServerKeySocket(KeySocket):
-    """A KeySocket that tells the loop when the kernel queued a message.
-
-    keysock.c delivers by appending to the receive sockbuf and waking the
-    reader (sorwakeup); ``_sbappend`` is that append in the model, so the
-    wake-up is hooked there.  It runs with keysock_mtx held, so the callback
-    only sets a flag and writes one byte to a pipe.
-    """
-
-    def __init__(self, kernel: Key, notify: Callable[[], None]) -> None:
-        self._notify = notify          # before attach: a broadcast may come at once
-        super().__init__(kernel)
-
-    def _sbappend(self, data: bytes) -> bool:
-        ok = super()._sbappend(data)
-        if ok:
-            self._notify()
-        return ok
-
-
 class _Conn:
     """One accepted client: its Unix socket and its PF_KEY socket."""
 
@@ -129,7 +109,7 @@ class _Conn:
 
     def __init__(self, sock: socket.socket, cred: PeerCred, cid: int) -> None:
         self.sock = sock
-        self.ks: Optional[_ServerKeySocket] = None
+        self.ks: Optional[KeySocket] = None
         self.cred = cred
         self.out: deque[bytes] = deque()          # packets ready to write, in order
         self.results: deque[list[Any]] = deque()  # [messages still ahead, RESULT packet]
@@ -379,7 +359,9 @@ class PfkeyServer:
             conn = _Conn(sock, cred, self._next_cid)
             self._next_cid += 1
             conn.out.append(ctrl_packet(CTRL_HELLO, 0, b"pfkeyd 1"))
-            conn.ks = _ServerKeySocket(self.host.key, lambda c=conn: self._mark_dirty(c))
+            # The kernel queues -> the loop is told (sorwakeup's upcall; it
+            # runs in the kernel's thread, so it only flags and writes a byte).
+            conn.ks = KeySocket(self.host.key, upcall=lambda c=conn: self._mark_dirty(c))
             self._conns[conn.cid] = conn
             conn.events = selectors.EVENT_READ
             self._sel.register(sock, conn.events, conn)

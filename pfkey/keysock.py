@@ -42,7 +42,7 @@ import struct
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from .errors import Delivery, PfkeyError
 from .pfkeyv2 import PF_KEY_V2, SADB
@@ -111,8 +111,12 @@ class KeySocket:
     """
 
     def __init__(self, kernel: "Key", *, recvspace: Optional[int] = None,
-                 sendspace: Optional[int] = None, so_rerror: bool = False) -> None:
+                 sendspace: Optional[int] = None, so_rerror: bool = False,
+                 upcall: Optional[Callable[[], None]] = None) -> None:
         self.kernel = kernel
+        #: soupcall_set(SO_RCV): called after a record is queued (set before
+        #: the socket attaches, so no broadcast is missed).
+        self._upcall = upcall
         self.rcvbuf = kernel.recvspace if recvspace is None else int(recvspace)
         self.sndbuf = kernel.sendspace if sendspace is None else int(sendspace)
         self.so_rerror = so_rerror
@@ -143,7 +147,17 @@ class KeySocket:
             self._queue.append(data)
             self._cc += need
             self._cond.notify()
+        up = self._upcall
+        if up is not None:
+            # sorwakeup's upcall; FreeBSD calls it with the sockbuf lock
+            # held, the model just after (the callback must be quick and
+            # must not call back into the kernel).
+            up()
         return True
+
+    def soupcall_set(self, fn: Optional[Callable[[], None]]) -> None:
+        """soupcall_set(so, SO_RCV, fn) / soupcall_clear (``None``)."""
+        self._upcall = fn
 
     # -- user side ---------------------------------------------------------
 

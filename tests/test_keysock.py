@@ -195,6 +195,23 @@ def test_full_receive_buffer_drops_and_flags_overflow() -> None:
     assert len(h.key.savhash) == 4
 
 
+def test_receive_upcall_runs_per_queued_record_not_for_drops() -> None:
+    """soupcall_set(SO_RCV) / sorwakeup: the upcall given at creation runs
+    once per record queued (replies and broadcasts), not for a copy dropped
+    on overflow; soupcall_set(None) clears it."""
+    h = KeyHarness()
+    seen: list[int] = []
+    small = h.socket(recvspace=170, upcall=lambda: seen.append(1))
+    so = h.socket()
+    for i in range(4):
+        so.send(add_msg(0x1000 + i).encode())
+    assert small.pending() == 2 and small.overflow == 2 and len(seen) == 2
+    drain(small)
+    small.soupcall_set(None)
+    so.send(add_msg(0x2000).encode())
+    assert small.pending() == 1 and len(seen) == 2
+
+
 def test_sender_buffer_full_send_fails_enobufs_but_sa_exists() -> None:
     """keysock key_send returns key_sendup_mbuf's error: when the sender's
     own reply does not fit, send() fails ENOBUFS though the SA was added."""
