@@ -242,15 +242,15 @@ class Zone:
     Counting: allocations and frees are two ``itertools.count`` objects
     (one C call each, atomic under the GIL, like UMA's per-CPU counters), so
     an allocation of the zone's own size with nothing armed takes no lock:
-    the per-packet path.  ``used`` = allocations - frees.  A limit, an armed
-    failure, or an item of another size (outstanding) sends every call
-    through the locked path, where ``used``, ``bytes`` and both peaks are
-    exact.  On the lock-free path ``peak`` is exact for one thread and may
-    read a little high while several threads allocate and free at once (UMA
-    keeps no peak at all).  Freeing more than was allocated raises
-    RuntimeError.  A limit is enforced exactly (a limited zone never takes
-    the lock-free path).  ``locked`` is accepted for compatibility: the lock-free
-    path needs none and the locked path always locks.
+    the per-packet path.  ``used`` = allocations - frees and ``bytes`` are
+    read from the counters: always exact.  A limit, an armed failure, or an
+    item of another size (outstanding) sends every call through the locked
+    path.  A limit is enforced exactly (a limited zone never takes the
+    lock-free path); ``peak`` and ``peak_bytes`` are exact for one thread and
+    may read a little high while several threads allocate and free at once
+    (UMA keeps no peak at all).  Freeing more than was allocated raises
+    RuntimeError.  ``locked`` is accepted for compatibility: the lock-free
+    path needs no lock and the locked path always takes one.
     """
 
     __slots__ = ("name", "size", "_limit", "cache_max", "_cache", "_factory", "_lock",
