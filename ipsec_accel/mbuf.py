@@ -597,14 +597,11 @@ def m_free(m: Mbuf) -> None:
         m.csum_flags &= ~CSUM_SND_TAG
         if mst is not None:
             # m_snd_tag_rele inlined for the per-packet path.
-            _snd_tag_lock.acquire()
-            rc = mst.refcount - 1
-            if rc >= 0:
-                mst.refcount = rc
-            _snd_tag_lock.release()
-            if rc <= 0:
-                if rc < 0:
-                    raise RuntimeError(f"m_snd_tag_rele underflow on {mst!r}")
+            try:
+                tok = mst._refs.pop()
+            except IndexError:
+                raise RuntimeError(f"m_snd_tag_rele underflow on {mst!r}") from None
+            if tok is _REF_BASE:
                 _m_snd_tag_destroy(mst)
     z = m.zone
     if z is not None:
@@ -819,14 +816,18 @@ class MSndTag:
     """``struct m_snd_tag`` (+ ``softc`` for the driver's private part,
     which in C is the surrounding structure)."""
 
-    __slots__ = ("ifp", "sw", "refcount", "softc", "zone")
+    __slots__ = ("ifp", "sw", "_refs", "softc", "zone")
 
     def __init__(self) -> None:
         self.ifp: Any = None
         self.sw: IfSndTagSw | None = None
-        self.refcount = 0
+        self._refs: list[object] = []     # reference tokens (see _REF_BASE)
         self.softc: Any = None
         self.zone: Zone | None = None
+
+    @property
+    def refcount(self) -> int:
+        return len(self._refs)
 
     @property
     def type(self) -> int:
@@ -840,9 +841,17 @@ class MSndTag:
 #: Zone for send tags (drivers allocate their own in C; one zone here).
 snd_tag_zone = Zone("snd_tag", MSNDTAG_SIZE, factory=MSndTag)
 
-# refcount(9) atomics: one lock for all send tag counts (an uncontended
-# acquire/release costs about what an atomic does relative to Python code).
-_snd_tag_lock = threading.Lock()
+# refcount(9) atomics without a lock: a send tag's references are tokens in
+# a list (list.append and list.pop are atomic under the GIL).  m_snd_tag_init
+# puts the base token at the bottom; every other reference pushes a plain
+# token; a release pops one.  The base token can only be popped when it is
+# the last one, so exactly one releaser sees it: that is refcount_release
+# returning true, and that thread destroys the tag.  A reference pushes first
+# and then checks the base token is still at the bottom (it never comes back
+# to that list): if not, the tag is dead and the push is undone -- the
+# "acquire if not zero" the lock used to give.
+_REF_BASE = object()
+_REF = object()
 
 
 def m_snd_tag_init(mst: MSndTag, ifp: _IfRef, sw: IfSndTagSw) -> MSndTag:
@@ -850,7 +859,7 @@ def m_snd_tag_init(mst: MSndTag, ifp: _IfRef, sw: IfSndTagSw) -> MSndTag:
     ifp.if_ref()
     mst.ifp = ifp
     mst.sw = sw
-    mst.refcount = 1
+    mst._refs = [_REF_BASE]
     return mst
 
 
@@ -869,23 +878,24 @@ def m_snd_tag_alloc(ifp: _IfRef, sw: IfSndTagSw, softc: Any = None,
 
 
 def m_snd_tag_ref(mst: MSndTag) -> MSndTag:
-    """``m_snd_tag_ref``."""
-    with _snd_tag_lock:
-        if mst.refcount <= 0:
-            raise RuntimeError(f"m_snd_tag_ref on a destroyed tag {mst!r}")
-        mst.refcount += 1
+    """``m_snd_tag_ref`` (the caller holds a reference, as in FreeBSD; a
+    destroyed tag is refused)."""
+    refs = mst._refs
+    refs.append(_REF)
+    if refs[0] is not _REF_BASE:        # the base token is gone: destroyed
+        refs.pop()
+        raise RuntimeError(f"m_snd_tag_ref on a destroyed tag {mst!r}")
     return mst
 
 
 def m_snd_tag_rele(mst: MSndTag) -> None:
     """``m_snd_tag_rele``: the last release destroys the tag
     (``m_snd_tag_destroy``: driver free, ``if_rele``, zone free)."""
-    with _snd_tag_lock:
-        if mst.refcount <= 0:
-            raise RuntimeError(f"m_snd_tag_rele underflow on {mst!r}")
-        mst.refcount -= 1
-        last = mst.refcount == 0
-    if last:
+    try:
+        tok = mst._refs.pop()
+    except IndexError:
+        raise RuntimeError(f"m_snd_tag_rele underflow on {mst!r}") from None
+    if tok is _REF_BASE:
         _m_snd_tag_destroy(mst)
 
 
@@ -908,12 +918,10 @@ def m_set_snd_tag(m: Mbuf, mst: MSndTag) -> None:
     """Attach a send tag to a packet (takes a reference, sets CSUM_SND_TAG;
     the union means the packet no longer has an rcvif)."""
     old = m.snd_tag if m.csum_flags & CSUM_SND_TAG else None
-    _snd_tag_lock.acquire()                 # m_snd_tag_ref, inlined
-    rc = mst.refcount
-    if rc > 0:
-        mst.refcount = rc + 1
-    _snd_tag_lock.release()
-    if rc <= 0:
+    refs = mst._refs                        # m_snd_tag_ref, inlined
+    refs.append(_REF)
+    if refs[0] is not _REF_BASE:
+        refs.pop()
         raise RuntimeError(f"m_snd_tag_ref on a destroyed tag {mst!r}")
     m.snd_tag = mst
     m.csum_flags |= CSUM_SND_TAG

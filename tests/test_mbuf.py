@@ -343,3 +343,59 @@ def test_send_tag_replaced_on_packet() -> None:
     mb.m_snd_tag_rele(a)
     mb.m_snd_tag_rele(b)
     assert ifp.refs == 1
+
+
+def test_send_tag_references_exact_under_threads_and_one_destroy() -> None:
+    """refcount(9) without a lock (reference tokens, list.append/pop are
+    atomic under the GIL): packets taking and dropping references from four
+    threads leave the count where it was; when the base reference is
+    released while other threads keep trying to take one, every attempt
+    either gets a reference (and drops it) or is refused, and the tag is
+    destroyed exactly once, after the last reference."""
+    freed: list[mb.MSndTag] = []
+    sw = IfSndTagSw(mb.IF_SND_TAG_TYPE_IPSEC_ACCEL, snd_tag_free=freed.append)
+    ifp = _FakeIfp()
+    mst = mb.m_snd_tag_alloc(ifp, sw, softc=7)
+    assert mst is not None
+
+    def packets() -> None:
+        for _ in range(3000):
+            m = Mbuf(b"p")
+            mb.m_set_snd_tag(m, mst)
+            mb.m_freem(m)
+
+    ts = [threading.Thread(target=packets) for _ in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(20)
+    assert mst.refcount == 1 and not freed
+
+    got: list[int] = []
+    refused: list[int] = []
+    alive_when_held: list[bool] = []
+    go = threading.Event()
+
+    def racer() -> None:
+        go.wait(5)
+        for _ in range(2000):
+            m = Mbuf(b"p")
+            try:
+                mb.m_set_snd_tag(m, mst)
+            except RuntimeError:
+                refused.append(1)
+                continue
+            alive_when_held.append(not freed)
+            got.append(1)
+            mb.m_freem(m)
+
+    ts = [threading.Thread(target=racer) for _ in range(3)]
+    for t in ts:
+        t.start()
+    go.set()
+    mb.m_snd_tag_rele(mst)                 # the owner's reference, mid-race
+    for t in ts:
+        t.join(20)
+    assert len(got) + len(refused) == 6000
+    assert all(alive_when_held), "a reference was taken on a destroyed tag"
+    assert freed == [mst] and mst.refcount == 0 and ifp.refs == 1
