@@ -58,7 +58,7 @@ from .ipsec_offload_defs import ifp_handle_sav
 from .mbuf import (
     CSUM_SND_TAG, IF_SND_TAG_TYPE_IPSEC_ACCEL, MSNDTAG_SIZE, MTAG_HDR_SIZE,
     PACKET_TAG_IPSEC_ACCEL_OUT, PACKET_TAG_IPSEC_OUT_DONE, IfSndTagSw, Mbuf, MSndTag, MTag,
-    Zone, m_set_snd_tag, m_snd_tag_alloc, m_snd_tag_rele,
+    Zone, m_set_snd_tag, m_snd_tag_alloc, m_snd_tag_rele, m_tag_attach,
 )
 
 __all__ = [
@@ -298,24 +298,8 @@ class MTagStrategy(TagStrategy):
                          factory=MTag, cache=256)
 
     def attach(self, m: Mbuf, ifp: Any, drv_spi: int, h: Any) -> bool:
-        # m_tag_get + m_tag_prepend, inlined: this is the per-packet cost the
-        # strategy comparison measures, so no extra Python frames.
-        z = self.zone
-        assert z is not None
-        t = z.alloc(MTAG_HDR_SIZE + ACCEL_OUT_TAG_LEN)
-        if t is None:
-            return False
-        t.m_tag_cookie = 0
-        t.m_tag_id = _ACCEL_OUT
-        t.m_tag_len = ACCEL_OUT_TAG_LEN
-        t.data = drv_spi
-        t.zone = z
-        tags = m.tags
-        if tags is None:
-            m.tags = [t]
-        else:
-            tags.insert(0, t)
-        return True
+        # ipsec_accel_output_tag: m_tag_get + m_tag_prepend.
+        return m_tag_attach(m, _ACCEL_OUT, ACCEL_OUT_TAG_LEN, drv_spi, self.zone) is not None
 
     def read(self, m: Mbuf) -> Optional[int]:
         tags = m.tags
@@ -355,22 +339,7 @@ class OutDoneStrategy(TagStrategy):
 
     def attach(self, m: Mbuf, ifp: Any, drv_spi: int, h: Any) -> bool:
         xh = self._history(ifp, drv_spi, h)
-        z = self.zone
-        assert z is not None
-        t = z.alloc(MTAG_HDR_SIZE + OUT_DONE_ACCEL_TAG_LEN)
-        if t is None:
-            return False
-        t.m_tag_cookie = 0
-        t.m_tag_id = _OUT_DONE
-        t.m_tag_len = OUT_DONE_ACCEL_TAG_LEN
-        t.data = xh
-        t.zone = z
-        tags = m.tags
-        if tags is None:
-            m.tags = [t]
-        else:
-            tags.insert(0, t)
-        return True
+        return m_tag_attach(m, _OUT_DONE, OUT_DONE_ACCEL_TAG_LEN, xh, self.zone) is not None
 
     def read(self, m: Mbuf) -> Optional[int]:
         tags = m.tags

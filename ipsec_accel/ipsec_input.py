@@ -62,8 +62,8 @@ from .esp_encap import esp_input_packet, natt_classify, natt_fix_l4_checksum, ud
 from .ipsec_output import _spidx, ipsec_forward_output, packet_selector
 from .ipsec_state import M_DECRYPTED, Inpcb, Ipsec, SaCtx
 from .mbuf import (
-    MTAG_HDR_SIZE, PACKET_TAG_IPSEC_ACCEL_IN, PACKET_TAG_IPSEC_IN_CRYPTO_DONE,
-    PACKET_TAG_IPSEC_IN_DONE, Mbuf, m_freem,
+    PACKET_TAG_IPSEC_ACCEL_IN, PACKET_TAG_IPSEC_IN_CRYPTO_DONE,
+    PACKET_TAG_IPSEC_IN_DONE, Mbuf, m_freem, m_tag_attach,
 )
 from .packet import IPPROTO_TCP, IPPROTO_UDP, PacketError
 from .xform_esp import EspBadIlen, EspDummy, EspError, EspHdrops, EspNotDb, EspState
@@ -270,22 +270,10 @@ def _input_cb(ipsec: Ipsec, m: Mbuf, sav: Any, sctx: SaCtx, out: bytes, nxt: int
             pass
     m.set_data(out)
     m.m_flags |= M_DECRYPTED
-    z = ipsec.tags.done_zone
-    t = z.alloc(MTAG_HDR_SIZE + 36)
-    if t is None:
+    if m_tag_attach(m, _IN_DONE, 36, sctx.xh, ipsec.tags.done_zone) is None:
         st.esp.esps_hdrops += 1
         m_freem(m)
         return _errno.ENOMEM
-    t.m_tag_cookie = 0
-    t.m_tag_id = _IN_DONE
-    t.m_tag_len = 36
-    t.data = sctx.xh
-    t.zone = z
-    tags = m.tags
-    if tags is None:
-        m.tags = [t]
-    else:
-        tags.insert(0, t)
     ipsec.key.key_sa_recordxfer(sav, m.len)
     if crypto_done:
         sctx.in_crypto += 1

@@ -90,8 +90,8 @@ from .ipsec_offload_defs import IFP_HS_HANDLED, IFP_HS_REJECTED
 from .ipsec_state import MODE_CRYPTO, MODE_PACKET, TF2_IPSEC_TSO, FastOut, Inpcb, Ipsec, SaCtx
 from .mbuf import (
     CSUM_DELAY_DATA, CSUM_DELAY_DATA_IPV6, CSUM_IP6_TCP, CSUM_IP6_TSO, CSUM_IP6_UDP, CSUM_TCP,
-    CSUM_TSO, CSUM_UDP, MTAG_HDR_SIZE, PACKET_TAG_IPSEC_OUT_CRYPTO_NEEDED,
-    PACKET_TAG_IPSEC_OUT_DONE, Mbuf, m_freem,
+    CSUM_TSO, CSUM_UDP, PACKET_TAG_IPSEC_OUT_CRYPTO_NEEDED,
+    PACKET_TAG_IPSEC_OUT_DONE, Mbuf, m_freem, m_tag_attach,
 )
 from .packet import IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, PacketError, ipv6_upper_layer, \
     l4_checksum
@@ -663,21 +663,10 @@ def ipsec_process_done(ipsec: Ipsec, m: Mbuf, sp: "secpolicy", sav: "secasvar",
     if sctx is None:
         sctx = ipsec.sactx(sav)
     z = ipsec.tags.done_zone
-    t = z.alloc(MTAG_HDR_SIZE + 36)
-    if t is None:
+    if m_tag_attach(m, _OUT_DONE, 36, sctx.outdone, z) is None:
         st.ipsec.ips_out_nomem += 1
         m_freem(m)
         return _errno.ENOMEM
-    t.m_tag_cookie = 0
-    t.m_tag_id = _OUT_DONE
-    t.m_tag_len = 36
-    t.data = sctx.outdone
-    t.zone = z
-    tags = m.tags
-    if tags is None:
-        m.tags = [t]
-    else:
-        tags.insert(0, t)
     ipsec.key.key_sa_recordxfer(sav, m.len)
     idx += 1
     if idx < len(sp.req):
@@ -692,17 +681,11 @@ def ipsec_process_done(ipsec: Ipsec, m: Mbuf, sp: "secpolicy", sav: "secasvar",
             return _errno.EINVAL
     if crypto is not None:
         ifp, drv_spi = crypto
-        ct = z.alloc(MTAG_HDR_SIZE + 8)
-        if ct is None:
+        if m_tag_attach(m, _CRYPTO_NEEDED, 8, (drv_spi, seq_hi) if sctx.esn else drv_spi,
+                        z) is None:
             st.ipsec.ips_out_nomem += 1
             m_freem(m)
             return _errno.ENOMEM
-        ct.m_tag_cookie = 0
-        ct.m_tag_id = _CRYPTO_NEEDED
-        ct.m_tag_len = 8
-        ct.data = (drv_spi, seq_hi) if sctx.esn else drv_spi
-        ct.zone = z
-        m.tags.insert(0, ct)  # type: ignore[union-attr]
         sctx.out_crypto += 1
         st.accel.out_crypto += 1
         # The NIC that holds the key sends it (as a packet-offload NIC sends

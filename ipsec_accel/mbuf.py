@@ -51,7 +51,7 @@ __all__ = [
     "Mbuf", "m_gethdr", "m_freem", "m_free", "m_rcvif", "m_adj", "m_prepend", "m_append",
     "m_copydata", "m_dup", "mbuf_zone", "MSIZE", "MCLBYTES", "MHLEN",
     # tags
-    "MTag", "m_tag_alloc", "m_tag_get", "m_tag_free", "m_tag_prepend", "m_tag_unlink",
+    "MTag", "m_tag_alloc", "m_tag_get", "m_tag_attach", "m_tag_free", "m_tag_prepend", "m_tag_unlink",
     "m_tag_delete", "m_tag_delete_chain", "m_tag_delete_nonpersistent", "m_tag_locate",
     "m_tag_find", "m_tag_first", "m_tag_next", "m_tag_copy", "m_tag_copy_chain",
     "m_tag_count", "iter_tags", "tag_zone", "MTAG_HDR_SIZE", "MTAG_ABI_COMPAT",
@@ -485,15 +485,24 @@ def m_tag_alloc(cookie: int, type: int, length: int, wait: int = M_NOWAIT,
 def m_tag_get(type: int, length: int, wait: int = M_NOWAIT,
               zone: Zone | None = None) -> MTag | None:
     """``m_tag_get``: :func:`m_tag_alloc` with ``MTAG_ABI_COMPAT``."""
-    z = tag_zone if zone is None else zone
-    t = z.alloc(MTAG_HDR_SIZE + length, wait)
+    return m_tag_alloc(MTAG_ABI_COMPAT, type, length, wait, zone)
+
+
+def m_tag_attach(m: Mbuf, type: int, length: int, data: Any, zone: Zone | None = None,
+                 wait: int = M_NOWAIT) -> MTag | None:
+    """``m_tag_get`` + filling the payload + ``m_tag_prepend``: what every
+    per-packet tag of the IPsec paths does (ipsec_accel_output_tag, the
+    IN_DONE / OUT_DONE xform_history tags, CRYPTO_NEEDED).  None (nothing
+    attached) when the M_NOWAIT allocation fails."""
+    t = m_tag_alloc(MTAG_ABI_COMPAT, type, length, wait, zone)
     if t is None:
         return None
-    t.m_tag_cookie = MTAG_ABI_COMPAT
-    t.m_tag_id = type
-    t.m_tag_len = length
-    t.data = None
-    t.zone = z
+    t.data = data
+    tags = m.tags
+    if tags is None:
+        m.tags = [t]
+    else:
+        tags.insert(0, t)
     return t
 
 
