@@ -12,7 +12,6 @@ bookkeeping and vlan_transmit/vlan_ioctl are here; the registry in
 from __future__ import annotations
 
 import errno
-import threading
 from typing import Any, NamedTuple
 
 from .ifnet import (
@@ -22,7 +21,7 @@ from .ifnet import (
     IFCAP_VLAN_HWCSUM, IFCAP_VLAN_HWTAGGING, IFCAP_VLAN_HWTSO, IFCOUNTER_OBYTES,
     IFCOUNTER_OERRORS, IFCOUNTER_OPACKETS, IFF_BROADCAST, IFF_DRV_RUNNING, IFF_MULTICAST,
     IFF_UP, IFT_L2VLAN, IfClone, IfIoctl, IfIpsecAccelMethods, IfnetRegistry, IfReq, Ifnet,
-    _name2unit, _prefix_unit_match, if_inc_counter, if_ref, if_rele,
+    _name2unit, _prefix_unit_match,
 )
 from .mbuf import (
     CSUM_IP, CSUM_SCTP, CSUM_SCTP_IPV6, CSUM_TCP, CSUM_TCP_IPV6, CSUM_TSO, CSUM_UDP,

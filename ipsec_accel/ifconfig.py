@@ -12,7 +12,7 @@ import os
 import sys
 from typing import IO, Sequence
 
-from .if_vlan import IfVlan, VlanParams, vlan_tag
+from .if_vlan import IfVlan, VlanParams
 from .ifnet import (
     ETHERTYPE_VLAN, IFCAP_NAMES, IFCAP_NV, IFF_NAMES, IFT_ETHER, IFT_L2VLAN, IfIoctl,
     IfnetRegistry, IfReq, Ifnet,

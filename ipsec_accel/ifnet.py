@@ -61,13 +61,10 @@ from __future__ import annotations
 
 import enum
 import errno
-import os
-import sys
 import threading
-from typing import IO, Any, Callable, Iterator, NamedTuple, Sequence
+from typing import Any, Callable, Iterator
 
-from .mbuf import CSUM_IP, CSUM_SCTP, CSUM_TCP, CSUM_TCP_IPV6, CSUM_TSO, CSUM_UDP, CSUM_UDP_IPV6, \
-    CSUM_SCTP_IPV6, M_VLANTAG, Mbuf
+from .mbuf import Mbuf
 from .unr import UnrAllocator
 
 # ==========================================================================
@@ -1174,6 +1171,6 @@ __all__ = [n for n in list(globals())
 # vlan(4) lives in if_vlan.py; the registry (vlan cloner, trunk bookkeeping)
 # calls into it only at run time, so importing it last breaks the cycle.
 from .if_vlan import (  # noqa: E402
-    VLAN_IFFLAGS, IfVlan, VlanParams, VlanTrunk, _vlan_clone_create, _vlan_clone_destroy,
+    VLAN_IFFLAGS, IfVlan, VlanTrunk, _vlan_clone_create, _vlan_clone_destroy,
     _vlan_clone_match, vlan_capabilities,
 )

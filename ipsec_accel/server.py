@@ -65,7 +65,6 @@ from collections import deque
 from typing import Any, Callable, Iterable, Optional, Sequence, TextIO
 
 from pfkey.errors import to_wire
-from pfkey.key import Key
 from pfkey.keysock import KeySocket
 
 from .host import Host, tune_gc

@@ -39,7 +39,7 @@ from typing import NamedTuple, Optional, TypeVar, overload
 from . import errors as E
 from .extensions import (
     EXT_CLASSES, EXT_MAXSIZE, EXT_MINSIZE, Extension, ExtensionT, SadbAddress, _value,
-    SadbIdent, SadbKey, SadbLifetime, SadbSa, SadbXPolicy, SadbXSa2,
+    SadbKey, SadbLifetime, SadbSa, SadbXPolicy, SadbXSa2,
 )
 from .pfkeyv2 import (
     AF_INET, AF_INET6, MCLBYTES, PF_KEY_V2, SADB, SADB_EXT, SADB_IDENTTYPE, SADB_MAX,

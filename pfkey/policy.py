@@ -76,7 +76,7 @@ from .ipsec import (
     IPPROTO_AH, IPPROTO_ESP, IPPROTO_IPCOMP, IPPROTO_TCP, IPSEC_DIR, IPSEC_LEVEL,
     IPSEC_MODE, IPSEC_POLICY,
 )
-from .ipsec_strerror import EIPSEC, IPSEC_ERRMSG, ipsec_strerror
+from .ipsec_strerror import EIPSEC, ipsec_strerror
 from .pfkeyv2 import SADB_EXT
 
 __all__ = [

@@ -10,6 +10,9 @@ import os
 
 from hypothesis import HealthCheck, settings
 
+#: The offload rig fixtures (offload_rig, make_offload_rig, ...), once for all.
+pytest_plugins = ["ipsec_accel.testing"]
+
 settings.register_profile(
     "ci", derandomize=True, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

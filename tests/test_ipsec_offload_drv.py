@@ -16,8 +16,7 @@ from ipsec_accel.ipsec_offload import (
 )
 from ipsec_accel.ipsec_offload_defs import CkList, NetEpoch
 from ipsec_accel.taskqueue import TqMode
-from ipsec_accel.testing import (  # noqa: F401  (fixtures)
-    make_offload_rig, offload_rig, offload_rig_manual, offload_rig_threaded,
+from ipsec_accel.testing import (
     Hang, OffloadRig, Raise, wait_for)
 
 

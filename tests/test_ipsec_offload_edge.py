@@ -20,8 +20,7 @@ from ipsec_accel.mbuf import CSUM_TSO, PACKET_TAG_IPSEC_ACCEL_IN, Mbuf, m_tag_fi
     m_tag_prepend
 from ipsec_accel.packet import IPV4_HDRLEN
 from ipsec_accel.taskqueue import TqMode
-from ipsec_accel.testing import (  # noqa: F401  (fixtures)
-    make_offload_rig, offload_rig, offload_rig_manual, offload_rig_threaded,
+from ipsec_accel.testing import (
     Hang, OffloadRig)
 from pfkey.extensions import IpsecRequest, SadbAddress
 from pfkey.hooks import IF_SA_CNT_UPD, IF_SA_CNT_WHICH

@@ -14,8 +14,7 @@ from ipsec_accel.ipsec_offload import (
     EXTENSIONS, SA_DIR_UNKNOWN, SADB_X_IF_HW_OFFL_F_NOFALLBACK, SaOffloadInfo,
 )
 from ipsec_accel.taskqueue import TqMode
-from ipsec_accel.testing import (  # noqa: F401  (fixtures)
-    make_offload_rig, offload_rig, offload_rig_manual, offload_rig_threaded,
+from ipsec_accel.testing import (
     OffloadRig)
 from pfkey.extensions import IpsecRequest, SadbAddress, SadbXIfHwOffl, Sockaddr
 from pfkey.ipsec import IPSEC_DIR, IPSEC_LEVEL, IPSEC_MODE

@@ -10,8 +10,7 @@ from ipsec_accel.if_vlan import VlanParams
 
 from ipsec_accel.ifconfig import ifconfig
 from ipsec_accel.ipsec_offload import IFP_HS_MARKER
-from ipsec_accel.testing import (  # noqa: F401  (fixtures)
-    make_offload_rig, offload_rig, offload_rig_manual, offload_rig_threaded,
+from ipsec_accel.testing import (
     OffloadRig)
 from pfkey.keydb import SADB_KEY_ACCEL_INST
 

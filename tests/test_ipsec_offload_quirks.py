@@ -13,9 +13,6 @@ import pytest
 from ipsec_accel.ipsec_offload import IFP_HP_MARKER, IFP_HS_MARKER, QUIRKS, IpsecOffload
 from ipsec_accel.taskqueue import TqMode
 from ipsec_accel.unr import UnrAllocator
-from ipsec_accel.testing import (  # noqa: F401  (fixtures)
-    make_offload_rig, offload_rig, offload_rig_manual, offload_rig_threaded,
-    OffloadRig)
 
 
 @pytest.mark.parametrize("quirk", [False, True])

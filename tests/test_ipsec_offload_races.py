@@ -26,8 +26,7 @@ from typing import Any, Callable
 import pytest
 
 from ipsec_accel.taskqueue import TqMode
-from ipsec_accel.testing import (  # noqa: F401  (fixtures)
-    make_offload_rig, offload_rig, offload_rig_manual, offload_rig_threaded,
+from ipsec_accel.testing import (
     Hang, OffloadRig, Raise, TestDriver, wait_for)
 from pfkey.keydb import DEAD
 

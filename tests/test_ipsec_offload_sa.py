@@ -15,8 +15,7 @@ from ipsec_accel.ipsec_offload import (
     xform_history,
 )
 from ipsec_accel.taskqueue import TqMode
-from ipsec_accel.testing import (  # noqa: F401  (fixtures)
-    make_offload_rig, offload_rig, offload_rig_manual, offload_rig_threaded,
+from ipsec_accel.testing import (
     OffloadRig, wait_for)
 from pfkey.hooks import IF_SA_CNT_WHICH
 from pfkey.key_testing import E, ESP, lifetimes

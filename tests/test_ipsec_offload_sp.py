@@ -7,8 +7,7 @@ import errno
 
 from ipsec_accel.ipsec_offload import IFP_HP_HANDLED, IFP_HP_REJECTED
 from ipsec_accel.taskqueue import TqMode
-from ipsec_accel.testing import (  # noqa: F401  (fixtures)
-    make_offload_rig, offload_rig, offload_rig_manual, offload_rig_threaded,
+from ipsec_accel.testing import (
     OffloadRig)
 from pfkey.ipsec import IPSEC_DIR, IPSEC_POLICY
 from pfkey.key_testing import policy

@@ -26,9 +26,9 @@ from pfkey.ipsec import (
     IPPROTO_AH, IPPROTO_ESP, IPPROTO_IPCOMP, IPPROTO_TCP, IPSEC_DIR, IPSEC_LEVEL, IPSEC_MODE,
     IPSEC_POLICY,
 )
+from pfkey.ipsec_strerror import EIPSEC, IPSEC_ERRMSG, ipsec_strerror
 from pfkey.policy import (
-    EIPSEC, IPSEC_ERRMSG, PolicyError, inet_aton, ipsec_get_policylen, ipsec_set_policy,
-    ipsec_set_policy_buf, ipsec_strerror,
+    PolicyError, inet_aton, ipsec_get_policylen, ipsec_set_policy, ipsec_set_policy_buf,
 )
 
 IN, OUT = IPSEC_DIR.INBOUND, IPSEC_DIR.OUTBOUND
