@@ -12,7 +12,7 @@ bookkeeping and vlan_transmit/vlan_ioctl are here; the registry in
 from __future__ import annotations
 
 import errno
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 from .ifnet import (
     ETHER_VLAN_ENCAP_LEN, ETHERMIN, ETHERTYPE_VLAN, IF_DUNIT_NONE, IFCAP2_IPSEC_OFFLOAD_MASK,
@@ -104,54 +104,27 @@ def _vlan_parent_ref(ifp: Ifnet) -> Ifnet | None:
             lock.release()
 
 
-def _vlan_if_spdadd(ifp: Ifnet, sp: Any, inp: Any) -> tuple[int, Any]:
-    p = _vlan_parent_ref(ifp)
-    if p is None:
-        return errno.ENXIO, None
-    try:
-        return p.if_ipsec_accel_m.if_spdadd(ifp, sp, inp)  # type: ignore[union-attr,misc]
-    finally:
-        p.if_rele()
+def _vlan_ipsec_method(name: str, enxio: Any) -> Callable[..., Any]:
+    """FreeBSD's VLAN_IPSEC_METHOD macro: the vlan's entry for method
+    ``name`` calls the parent driver's, with the *vlan* ifp, holding a
+    reference on the parent; ``enxio`` is the answer when there is none."""
+    def method(ifp: Ifnet, *args: Any) -> Any:
+        p = _vlan_parent_ref(ifp)
+        if p is None:
+            return enxio
+        try:
+            return getattr(p.if_ipsec_accel_m, name)(ifp, *args)
+        finally:
+            p.if_rele()
+    method.__name__ = method.__qualname__ = f"_vlan_{name}"
+    return method
 
 
-def _vlan_if_spddel(ifp: Ifnet, sp: Any, priv: Any) -> int:
-    p = _vlan_parent_ref(ifp)
-    if p is None:
-        return errno.ENXIO
-    try:
-        return p.if_ipsec_accel_m.if_spddel(ifp, sp, priv)  # type: ignore[union-attr,misc]
-    finally:
-        p.if_rele()
-
-
-def _vlan_if_sa_newkey(ifp: Ifnet, sav: Any, drv_spi: int) -> tuple[int, Any]:
-    p = _vlan_parent_ref(ifp)
-    if p is None:
-        return errno.ENXIO, None
-    try:
-        return p.if_ipsec_accel_m.if_sa_newkey(ifp, sav, drv_spi)  # type: ignore[union-attr,misc]
-    finally:
-        p.if_rele()
-
-
-def _vlan_if_sa_deinstall(ifp: Ifnet, drv_spi: int, priv: Any) -> int:
-    p = _vlan_parent_ref(ifp)
-    if p is None:
-        return errno.ENXIO
-    try:
-        return p.if_ipsec_accel_m.if_sa_deinstall(ifp, drv_spi, priv)  # type: ignore[union-attr,misc]
-    finally:
-        p.if_rele()
-
-
-def _vlan_if_sa_cnt(ifp: Ifnet, sa: Any, drv_spi: int, priv: Any, lt: Any) -> int:
-    p = _vlan_parent_ref(ifp)
-    if p is None:
-        return errno.ENXIO
-    try:
-        return p.if_ipsec_accel_m.if_sa_cnt(ifp, sa, drv_spi, priv, lt)  # type: ignore[union-attr,misc]
-    finally:
-        p.if_rele()
+_vlan_if_spdadd = _vlan_ipsec_method("if_spdadd", (errno.ENXIO, None))
+_vlan_if_spddel = _vlan_ipsec_method("if_spddel", errno.ENXIO)
+_vlan_if_sa_newkey = _vlan_ipsec_method("if_sa_newkey", (errno.ENXIO, None))
+_vlan_if_sa_deinstall = _vlan_ipsec_method("if_sa_deinstall", errno.ENXIO)
+_vlan_if_sa_cnt = _vlan_ipsec_method("if_sa_cnt", errno.ENXIO)
 
 
 def _vlan_if_hwassist(ifp: Ifnet, sav: Any, drv_spi: int, priv: Any) -> int:
