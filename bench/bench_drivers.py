@@ -55,10 +55,10 @@ from ipsec_accel.ifnet import Ifnet, IfnetRegistry
 from ipsec_accel.ipsec_offload import IpsecOffload
 from ipsec_accel.taskqueue import TqMode
 from ipsec_accel.testing import offload_sync
+from offload_measure import burst, fill_sad, isolated, pct
 from pfkey.clock import FakeClock
 from pfkey.key import Key
 from pfkey.key_testing import add_msg, sa_req_msg
-from pfkey.keydb import secasvar
 from pfkey.message import Message
 from pfkey.pfkeyv2 import SADB
 
@@ -87,6 +87,10 @@ class TimedMlx5(Mlx5Nic):
             ev.set()
         return r
 
+    def arm(self, n: int) -> threading.Event:
+        self.event, self.want = threading.Event(), n
+        return self.event
+
 
 def _env() -> tuple[Key, IfnetRegistry, TimedMlx5]:
     key = Key(FakeClock(), rng=random.Random(1))
@@ -94,19 +98,6 @@ def _env() -> tuple[Key, IfnetRegistry, TimedMlx5]:
     nic = TimedMlx5("mce0")
     nic.attach(registry=reg, key=key)
     return key, reg, nic
-
-
-def _pct(xs: list[float], p: float) -> float:
-    s = sorted(xs)
-    return s[min(len(s) - 1, int(p / 100.0 * len(s)))]
-
-
-def _fill_sad(key: Key, n: int) -> list[secasvar]:
-    so = key.socket(recvspace=1 << 30)
-    for i in range(n):
-        so.send(add_msg(0x1000 + i, **gcm_sa()).encode())
-    so.recv_all()
-    return [key.savhash[0x1000 + i] for i in range(n)]
 
 
 #: drv_guard modes: "always" runs every driver call on a guard helper thread
@@ -118,34 +109,15 @@ _LABEL = {"always": "guarded (helper thread)", "taskqueue": "default (non-blocki
           "never": "direct"}
 
 
-def _burst(guard: str) -> dict[str, float]:
-    key, reg, nic = _env()
-    savs = _fill_sad(key, N)
-    off = IpsecOffload(key, reg, tq_mode=TqMode.THREAD, drv_guard=guard)
-    try:
-        t_offer: dict[int, float] = {}
-        nic.event, nic.want = threading.Event(), N
-        newkey = off.hooks.ipsec_accel_sa_newkey
-        t0 = time.perf_counter()
-        for sav in savs:
-            t_offer[sav.spi] = time.perf_counter()
-            newkey(sav)
-        assert nic.event.wait(300)
-        t1 = time.perf_counter()
-        offload_sync(off)
-        lat = [nic.done[s] - t for s, t in t_offer.items()]
-        assert off.stats.installs == N and nic.sa_table.count == 2 * N
-        off._check(quiescent=True)
-    finally:
-        off.detach()
-    return {"installs_per_s": N / (t1 - t0), "p50_ms": _pct(lat, 50) * 1e3,
-            "p99_ms": _pct(lat, 99) * 1e3}
+def _mlx5_table_full(off: IpsecOffload, nic: TimedMlx5) -> None:
+    assert nic.sa_table.count == 2 * off.stats.installs     # inbound + outbound each
 
 
 @pytest.mark.parametrize("guard", GUARDS)
 def test_mlx5_install_burst_10k(benchmark: Any, guard: str) -> None:
     """10,000 offers back to back into mlx5: installs/s, latency."""
-    res = benchmark.pedantic(lambda: _burst(guard), rounds=1, iterations=1)
+    res = benchmark.pedantic(lambda: burst(_env, guard, N, sa=gcm_sa(), check=_mlx5_table_full),
+                             rounds=1, iterations=1)
     label = _LABEL[guard]
     benchmark.extra_info.update({k: round(v, 3) for k, v in res.items()})
     _report[f"burst {label}"] = res
@@ -157,23 +129,19 @@ def test_mlx5_install_burst_10k(benchmark: Any, guard: str) -> None:
 def _burst_churn(guard: str) -> dict[str, float]:
     key, reg, nic = _env()
     so = key.socket(recvspace=1 << 30)
-    old = _fill_sad(key, N)                       # installed before the clock starts
-    new = []
-    for i in range(N):
-        so.send(add_msg(0x100000 + i, **gcm_sa()).encode())
-    so.recv_all()
-    new = [key.savhash[0x100000 + i] for i in range(N)]
+    old = fill_sad(key, N, **gcm_sa())           # installed before the clock starts
+    new = fill_sad(key, N, base=0x100000, **gcm_sa())
     dels = [sa_req_msg(SADB.DELETE, sav.spi).encode() for sav in old]
     off = IpsecOffload(key, reg, tq_mode=TqMode.THREAD, drv_guard=guard)
     try:
         newkey = off.hooks.ipsec_accel_sa_newkey
-        nic.event, nic.want = threading.Event(), N
+        ev = nic.arm(N)
         for sav in old:
             newkey(sav)
-        assert nic.event.wait(300)
+        assert ev.wait(300)
         offload_sync(off)
         base_ok, base_deinst = nic.ok, off.stats.deinstalls
-        nic.event, nic.want = threading.Event(), base_ok + N
+        ev = nic.arm(base_ok + N)
         t_offer: dict[int, float] = {}
         t0 = time.perf_counter()
         for sav, d in zip(new, dels):
@@ -181,7 +149,7 @@ def _burst_churn(guard: str) -> dict[str, float]:
             newkey(sav)
             so.send(d)                            # SADB_DELETE of an installed SA
             so.recv_nowait()
-        assert nic.event.wait(300)
+        assert ev.wait(300)
         offload_sync(off)
         t1 = time.perf_counter()
         lat = [nic.done[s] - t for s, t in t_offer.items()]
@@ -191,7 +159,7 @@ def _burst_churn(guard: str) -> dict[str, float]:
     finally:
         off.detach()
     return {"installs_per_s": N / (t1 - t0), "ops_per_s": 2 * N / (t1 - t0),
-            "p50_ms": _pct(lat, 50) * 1e3, "p99_ms": _pct(lat, 99) * 1e3}
+            "p50_ms": pct(lat, 50) * 1e3, "p99_ms": pct(lat, 99) * 1e3}
 
 
 @pytest.mark.parametrize("guard", GUARDS)
@@ -207,29 +175,11 @@ def test_mlx5_install_churn_10k(benchmark: Any, guard: str) -> None:
           f"ops/s), latency p50 {res['p50_ms']:.1f} ms p99 {res['p99_ms']:.1f} ms")
 
 
-def _isolated(guard: str, n: int = 2000) -> dict[str, float]:
-    key, reg, nic = _env()
-    savs = _fill_sad(key, n)
-    off = IpsecOffload(key, reg, tq_mode=TqMode.THREAD, drv_guard=guard)
-    lat: list[float] = []
-    try:
-        newkey = off.hooks.ipsec_accel_sa_newkey
-        for k, sav in enumerate(savs):
-            nic.event, nic.want = threading.Event(), k + 1
-            t = time.perf_counter()
-            newkey(sav)
-            assert nic.event.wait(10)
-            lat.append(nic.done[sav.spi] - t)
-        offload_sync(off)
-    finally:
-        off.detach()
-    return {"p50_us": _pct(lat, 50) * 1e6, "p99_us": _pct(lat, 99) * 1e6}
-
-
 @pytest.mark.parametrize("guard", GUARDS)
 def test_mlx5_install_latency(benchmark: Any, guard: str) -> None:
     """One SA at a time through an idle queue: offer -> installed in mlx5."""
-    res = benchmark.pedantic(lambda: _isolated(guard), rounds=1, iterations=1)
+    res = benchmark.pedantic(lambda: isolated(_env, guard, sa=gcm_sa()), rounds=1,
+                             iterations=1)
     label = _LABEL[guard]
     benchmark.extra_info.update({k: round(v, 1) for k, v in res.items()})
     _report[f"latency {label}"] = res
@@ -277,7 +227,7 @@ def _churn(n: int = N, window: int = 1000) -> dict[str, float]:
     return {"ops_per_s": n / (t_sent - t0), "settled_ops_per_s": n / (t1 - t0),
             "adds": adds, "deletes": dels, "installed": nic.ok,
             "installs_per_s": nic.ok / (t1 - t0), "deinstalls": forgets,
-            "p50_ms": _pct(lat, 50) * 1e3, "p99_ms": _pct(lat, 99) * 1e3}
+            "p50_ms": pct(lat, 50) * 1e3, "p99_ms": pct(lat, 99) * 1e3}
 
 
 def test_mlx5_pfkey_churn_10k(benchmark: Any) -> None:

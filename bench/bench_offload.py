@@ -21,7 +21,8 @@ Run: ``.venv/bin/python -m pytest bench/bench_offload.py --benchmark-enable -q -
   installs and forgets; ops/s and install latency, then drained and checked
   (every install deinstalled once, drv_spi back to zero after a flush).
 
-The mlx5-like driver figure is added when drivers/ lands.  Figures are
+The mlx5-like NIC's figures are in ``bench_drivers.py`` (the burst and
+idle-queue runs of both come from ``offload_measure.py``).  Figures are
 measured side by side in one run; they depend on the machine.
 """
 
@@ -39,6 +40,7 @@ from ipsec_accel.ifnet import IFCAP2_IPSEC_OFFLOAD_MASK, IfIpsecAccelMethods, If
 from ipsec_accel.ipsec_offload import IpsecOffload
 from ipsec_accel.taskqueue import TqMode
 from ipsec_accel.testing import offload_sync
+from offload_measure import burst, isolated, pct
 from pfkey.clock import FakeClock
 from pfkey.key import Key
 from pfkey.key_testing import add_msg, sa_req_msg
@@ -73,6 +75,10 @@ class FastDriver:
         self.deinstalls += 1
         return 0
 
+    def arm(self, n: int) -> threading.Event:
+        self.event, self.want = threading.Event(), n
+        return self.event
+
     def methods(self) -> IfIpsecAccelMethods:
         return IfIpsecAccelMethods(if_sa_newkey=self.if_sa_newkey,
                                    if_sa_deinstall=self.if_sa_deinstall,
@@ -80,57 +86,20 @@ class FastDriver:
                                    if_spddel=lambda ifp, sp, priv: 0)
 
 
-def _env(guard: str) -> tuple[Key, IfnetRegistry, FastDriver, Ifnet]:
+def _env() -> tuple[Key, IfnetRegistry, FastDriver]:
     key = Key(FakeClock(), rng=random.Random(1))
     reg = IfnetRegistry()
     drv = FastDriver()
     ifp = Ifnet("mce0", capabilities2=IFCAP2_IPSEC_OFFLOAD_MASK)
     ifp.if_ipsec_accel_m = drv.methods()
     reg.ether_ifattach(ifp)
-    return key, reg, drv, ifp
-
-
-def _pct(xs: list[float], p: float) -> float:
-    s = sorted(xs)
-    return s[min(len(s) - 1, int(p / 100.0 * len(s)))]
-
-
-def _fill_sad(key: Key, n: int) -> list[secasvar]:
-    so = key.socket(recvspace=1 << 30)
-    for i in range(n):
-        so.send(add_msg(0x1000 + i).encode())
-    so.recv_all()
-    return [key.savhash[0x1000 + i] for i in range(n)]
-
-
-def _burst(guard: str) -> dict[str, float]:
-    key, reg, drv, _ = _env(guard)
-    savs = _fill_sad(key, N)
-    off = IpsecOffload(key, reg, tq_mode=TqMode.THREAD, drv_guard=guard)
-    try:
-        t_offer: dict[int, float] = {}
-        drv.event, drv.want = threading.Event(), N
-        t0 = time.perf_counter()
-        newkey = off.hooks.ipsec_accel_sa_newkey
-        for sav in savs:
-            t_offer[sav.spi] = time.perf_counter()
-            newkey(sav)
-        assert drv.event.wait(120)
-        t1 = time.perf_counter()
-        offload_sync(off)
-        lat = [drv.done[s] - t for s, t in t_offer.items()]
-        assert off.stats.installs == N
-        off._check(quiescent=True)
-    finally:
-        off.detach()
-    return {"installs_per_s": N / (t1 - t0), "p50_ms": _pct(lat, 50) * 1e3,
-            "p99_ms": _pct(lat, 99) * 1e3}
+    return key, reg, drv
 
 
 @pytest.mark.parametrize("guard", ["taskqueue", "never"])
 def test_offload_install_burst_10k(benchmark: Any, guard: str) -> None:
     """10,000 offers back to back: installs/s and offer->installed latency."""
-    res = benchmark.pedantic(lambda: _burst(guard), rounds=1, iterations=1)
+    res = benchmark.pedantic(lambda: burst(_env, guard, N), rounds=1, iterations=1)
     label = "guarded" if guard == "taskqueue" else "direct"
     benchmark.extra_info.update({k: round(v, 3) for k, v in res.items()})
     _report[f"burst {label}"] = res
@@ -139,29 +108,10 @@ def test_offload_install_burst_10k(benchmark: Any, guard: str) -> None:
           f"latency p50 {res['p50_ms']:.1f} ms p99 {res['p99_ms']:.1f} ms")
 
 
-def _isolated(guard: str, n: int = 2000) -> dict[str, float]:
-    key, reg, drv, _ = _env(guard)
-    savs = _fill_sad(key, n)
-    off = IpsecOffload(key, reg, tq_mode=TqMode.THREAD, drv_guard=guard)
-    lat: list[float] = []
-    try:
-        newkey = off.hooks.ipsec_accel_sa_newkey
-        for k, sav in enumerate(savs):
-            drv.event, drv.want = threading.Event(), k + 1
-            t = time.perf_counter()
-            newkey(sav)
-            assert drv.event.wait(10)
-            lat.append(drv.done[sav.spi] - t)
-        offload_sync(off)
-    finally:
-        off.detach()
-    return {"p50_us": _pct(lat, 50) * 1e6, "p99_us": _pct(lat, 99) * 1e6}
-
-
 @pytest.mark.parametrize("guard", ["taskqueue", "never"])
 def test_offload_install_latency(benchmark: Any, guard: str) -> None:
     """One SA at a time through an idle queue: offer -> installed."""
-    res = benchmark.pedantic(lambda: _isolated(guard), rounds=1, iterations=1)
+    res = benchmark.pedantic(lambda: isolated(_env, guard), rounds=1, iterations=1)
     label = "guarded" if guard == "taskqueue" else "direct"
     benchmark.extra_info.update({k: round(v, 1) for k, v in res.items()})
     _report[f"latency {label}"] = res
@@ -170,11 +120,11 @@ def test_offload_install_latency(benchmark: Any, guard: str) -> None:
 
 
 def _sadb_add(n: int = N) -> dict[str, float]:
-    key, reg, drv, _ = _env("taskqueue")
+    key, reg, drv = _env()
     off = IpsecOffload(key, reg, tq_mode=TqMode.THREAD)
     so = key.socket(recvspace=1 << 30)
     try:
-        drv.event, drv.want = threading.Event(), n
+        ev = drv.arm(n)
         t_send: dict[int, float] = {}
         msgs = [add_msg(0x1000 + i).encode() for i in range(n)]
         t0 = time.perf_counter()
@@ -183,7 +133,7 @@ def _sadb_add(n: int = N) -> dict[str, float]:
             so.send(m)
             so.recv_nowait()
         t_sent = time.perf_counter()
-        assert drv.event.wait(120)
+        assert ev.wait(120)
         t1 = time.perf_counter()
         offload_sync(off)
         lat = [drv.done[s] - t for s, t in t_send.items()]
@@ -191,7 +141,7 @@ def _sadb_add(n: int = N) -> dict[str, float]:
     finally:
         off.detach()
     return {"adds_per_s": n / (t_sent - t0), "installs_per_s": n / (t1 - t0),
-            "p50_ms": _pct(lat, 50) * 1e3, "p99_ms": _pct(lat, 99) * 1e3}
+            "p50_ms": pct(lat, 50) * 1e3, "p99_ms": pct(lat, 99) * 1e3}
 
 
 def test_offload_sadb_add_10k(benchmark: Any) -> None:
@@ -205,7 +155,7 @@ def test_offload_sadb_add_10k(benchmark: Any) -> None:
 
 
 def _churn(n: int = N, seed: int = 1) -> dict[str, float]:
-    key, reg, drv, _ = _env("taskqueue")
+    key, reg, drv = _env()
     off = IpsecOffload(key, reg, tq_mode=TqMode.THREAD)
     so = key.socket(recvspace=1 << 30)
     rng = random.Random(seed)
@@ -240,7 +190,7 @@ def _churn(n: int = N, seed: int = 1) -> dict[str, float]:
         off.detach()
     return {"ops_per_s": n / (t_sent - t0), "settled_ops_per_s": n / (t1 - t0),
             "adds": adds, "deletes": dels, "installed": drv.installs,
-            "p50_ms": _pct(lat, 50) * 1e3, "p99_ms": _pct(lat, 99) * 1e3}
+            "p50_ms": pct(lat, 50) * 1e3, "p99_ms": pct(lat, 99) * 1e3}
 
 
 def test_offload_churn_10k(benchmark: Any) -> None:
