@@ -326,23 +326,9 @@ def ipsec_output(ipsec: Ipsec, ifp: Any, m: Mbuf, inp: Optional[Inpcb], mtu: int
     a = st.accel
     if m.csum_flags & CSUM_TSO:
         a.out_tso += 1
-    # ipsec_accel_sa_recordxfer, inlined.
-    sw = sav.accel_lft_sw
-    sw[0] += 1
-    sw[1] += n
-    if sav.accel_firstused == 0:
-        sav.accel_firstused = e.off.clock.now()
-    # ipsec_accel_hwassist, inlined: the driver's if_hwassist.
-    hw = 0
-    meth = ifp.if_ipsec_accel_m
-    if meth is not None:
-        fn = meth.if_hwassist
-        if fn is not None:
-            try:
-                hw = int(fn(ifp, sav, e.drv_spi, h.ifdata))
-            except Exception as exc:
-                e.off._drv_raised("if_hwassist", ifp, exc)
-                hw = 0
+    off = e.off
+    off.ipsec_accel_sa_recordxfer(sav, m)
+    hw = off.ipsec_accel_hwassist(h, sav)
     if inp.inp_ip_p == IPPROTO_TCP:
         _tcp_flag(inp, True, hw)
     e.sctx.out_packet += 1
