@@ -39,8 +39,10 @@ as their first argument.  It owns:
   policy, SA, SA context, the HANDLED handle and the largest packet that
   fits -- keyed by the header bytes the selector is made of
   (:class:`FastOut`; :mod:`ipsec_accel.ipsec_output` has the rules).
-  FreeBSD's nearest relative is the inpcb policy cache
-  (``ipsec_checkpcbcache``, valid for one ``V_sp_genid``); this one also
+  FreeBSD's nearest relative is the inpcb policy cache (netipsec/ipsec.c:
+  ``ipsec_cachepolicy`` fills ``inp_sp->sp_out`` for a connected socket,
+  ``ipsec_getpcbpolicy`` uses it while ``inp_sp->genid`` equals
+  ``key_getspgen()``); this memo is per flow rather than per socket, also
   checks the SAD generation (``Key.sad_genid``), the handle's list and
   flags and the interface capability on every packet, and holds only
   positive decisions, so everything else runs the full path;
