@@ -278,7 +278,6 @@ class Zone:
         self.peak_bytes = 0
         self._fail_next = 0
         self._limit = limit
-        self._armed = False
         self._rearm()
         _ALL_ZONES.add(self)
 
@@ -346,7 +345,7 @@ class Zone:
         if self._fail_next and wait & M_NOWAIT:
             self._fail_next -= 1
             self.fails += 1
-            self._armed = self._fail_next or self._limit is not None or self._xbytes
+            self._rearm()
             lock.release()
             return None
         # The hints are exact here for a zone that is always locked (a
@@ -366,7 +365,7 @@ class Zone:
         b = cur * self.size + xb
         if b > self.peak_bytes:
             self.peak_bytes = b
-        self._armed = self._fail_next or limit is not None or xb
+        self._rearm()
         cache = self._cache
         obj = cache.pop() if cache else None
         lock.release()
@@ -390,8 +389,8 @@ class Zone:
             lock.release()
             raise RuntimeError(f"zone {self.name}: free without allocation")
         self._fv = next(self._fc)
-        xb = self._xbytes = self._xbytes - (self.size if size is None else size) + self.size
-        self._armed = self._fail_next or self._limit is not None or xb
+        self._xbytes += self.size - (self.size if size is None else size)
+        self._rearm()
         if obj is not None and len(self._cache) < self.cache_max:
             self._cache.append(obj)
         lock.release()
