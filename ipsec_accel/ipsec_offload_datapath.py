@@ -102,7 +102,7 @@ class OffloadDatapathMixin:
         """ipsec_accel_sa_recordxfer: software view of an offloaded packet
         (``m`` an mbuf -- its ``len`` is m_pkthdr.len -- or a byte count).
         Does not touch the SA's regular lft_c (the driver's counters do)."""
-        n = m if isinstance(m, int) else m.len
+        n = m if m.__class__ is int else m.len
         sw = sav.accel_lft_sw
         # counter(9) per-CPU adds; two list item updates, cheap and
         # GIL-atomic enough for statistics (a lost update needs two threads
@@ -118,11 +118,13 @@ class OffloadDatapathMixin:
         driver counts as "no assist"."""
         ifp = i.ifp
         assert ifp is not None
-        fn = ifp.if_ipsec_accel_m.if_hwassist if ifp.if_ipsec_accel_m is not None else None
+        meth = ifp.if_ipsec_accel_m
+        fn = meth.if_hwassist if meth is not None else None
         if fn is None:
             return 0
         try:
-            return int(fn(ifp, sav, i.drv_spi, i.ifdata))
+            hw = fn(ifp, sav, i.drv_spi, i.ifdata)
+            return hw if hw.__class__ is int else int(hw)
         except Exception as e:
             self._drv_raised("if_hwassist", ifp, e)
             return 0

@@ -469,16 +469,7 @@ def m_tag_alloc(cookie: int, type: int, length: int, wait: int = M_NOWAIT,
                 zone: Zone | None = None) -> MTag | None:
     """``m_tag_alloc``: allocate ``MTAG_HDR_SIZE + length`` bytes; None when
     an M_NOWAIT allocation fails."""
-    z = tag_zone if zone is None else zone
-    t = z.alloc(MTAG_HDR_SIZE + length, wait)
-    if t is None:
-        return None
-    t.m_tag_cookie = cookie
-    t.m_tag_id = type
-    t.m_tag_len = length
-    t.data = None
-    t.zone = z
-    return t
+    return m_tag_attach(None, type, length, None, zone, wait, cookie)
 
 
 def m_tag_get(type: int, length: int, wait: int = M_NOWAIT,
@@ -487,21 +478,28 @@ def m_tag_get(type: int, length: int, wait: int = M_NOWAIT,
     return m_tag_alloc(MTAG_ABI_COMPAT, type, length, wait, zone)
 
 
-def m_tag_attach(m: Mbuf, type: int, length: int, data: Any, zone: Zone | None = None,
-                 wait: int = M_NOWAIT) -> MTag | None:
+def m_tag_attach(m: Mbuf | None, type: int, length: int, data: Any, zone: Zone | None = None,
+                 wait: int = M_NOWAIT, cookie: int = MTAG_ABI_COMPAT) -> MTag | None:
     """``m_tag_get`` + filling the payload + ``m_tag_prepend``: what every
     per-packet tag of the IPsec paths does (ipsec_accel_output_tag, the
     IN_DONE / OUT_DONE xform_history tags, CRYPTO_NEEDED).  None (nothing
-    attached) when the M_NOWAIT allocation fails."""
-    t = m_tag_alloc(MTAG_ABI_COMPAT, type, length, wait, zone)
+    attached) when the M_NOWAIT allocation fails.  With ``m`` None it is
+    :func:`m_tag_alloc` (the one place a tag is taken from its zone)."""
+    z = tag_zone if zone is None else zone
+    t = z.alloc(MTAG_HDR_SIZE + length, wait)
     if t is None:
         return None
+    t.m_tag_cookie = cookie
+    t.m_tag_id = type
+    t.m_tag_len = length
     t.data = data
-    tags = m.tags
-    if tags is None:
-        m.tags = [t]
-    else:
-        tags.insert(0, t)
+    t.zone = z
+    if m is not None:
+        tags = m.tags
+        if tags is None:
+            m.tags = [t]
+        else:
+            tags.insert(0, t)
     return t
 
 
