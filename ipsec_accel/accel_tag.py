@@ -43,7 +43,10 @@ Memory is modelled honestly: each strategy instance owns UMA-like
 ``<host>.accel_snd_tag``) whose ``allocs``/``frees``/``cur``/``peak`` counters
 say how many allocations per packet a strategy costs (:meth:`TagStrategy.stats`).
 The software path's ``PACKET_TAG_IPSEC_OUT_DONE`` / ``IN_DONE`` tags come
-from the host's ``<host>.ipsec_tag`` zone (:attr:`TagStrategy.done_zone`).
+from the host's ``<host>.ipsec_tag`` zone (:attr:`TagStrategy.done_zone`), the
+crypto-offload path's ``CRYPTO_NEEDED`` tags from ``<host>.crypto_tag``
+(:attr:`TagStrategy.crypto_zone`): malloc(9) serves those sizes from two
+different bucket zones.
 
 Per packet: plain slotted objects, no attrs, the OUT_DONE payloads are
 built once per SA / handle and shared by every packet.
@@ -64,7 +67,7 @@ from .mbuf import (
 __all__ = [
     "TAG_MTAG", "TAG_SNDTAG", "TAG_OUTDONE", "TAG_PHFIELD", "TAG_STRATEGIES",
     "IPSEC_ACCEL_DRV_SPI_BYPASS", "ACCEL_OUT_TAG_LEN", "OUT_DONE_TAG_LEN",
-    "OUT_DONE_ACCEL_TAG_LEN", "XformHistory", "ipsec_accel_out_drv_spi", "TagStrategy",
+    "OUT_DONE_ACCEL_TAG_LEN", "CRYPTO_NEEDED_TAG_LEN", "XFORM_HISTORY_LEN", "XformHistory", "ipsec_accel_out_drv_spi", "TagStrategy",
     "MTagStrategy", "SndTagStrategy", "OutDoneStrategy", "PhFieldStrategy",
     "make_tag_strategy", "IPSEC_SND_TAG_SW",
 ]
@@ -81,10 +84,15 @@ IPSEC_ACCEL_DRV_SPI_BYPASS = 2
 #: m_tag_get's length for struct ipsec_accel_out_tag (header 24 + drv_spi,
 #: padded: FreeBSD passes the whole struct size as the payload length).
 ACCEL_OUT_TAG_LEN = MTAG_HDR_SIZE + 8
-#: sizeof(struct xform_history): sockaddr_union 28, spi 4, proto 1, mode 1, pad 2.
-OUT_DONE_TAG_LEN = 36
+#: sizeof(struct xform_history): sockaddr_union 28, spi 4, proto 1, mode 1, pad 2
+#: -- the payload of both IPSEC_OUT_DONE and IPSEC_IN_DONE tags.
+XFORM_HISTORY_LEN = 36
+OUT_DONE_TAG_LEN = XFORM_HISTORY_LEN
 #: The ``outdone`` strategy's xform_history with a drv_spi appended.
 OUT_DONE_ACCEL_TAG_LEN = OUT_DONE_TAG_LEN + 4
+#: The crypto-offload CRYPTO_NEEDED tag's payload: the drv_spi (and, with
+#: ESN, the sequence number's high bits), 8 bytes.
+CRYPTO_NEEDED_TAG_LEN = 8
 
 _ACCEL_OUT = PACKET_TAG_IPSEC_ACCEL_OUT
 _OUT_DONE = PACKET_TAG_IPSEC_OUT_DONE
@@ -177,14 +185,21 @@ class TagStrategy:
     per_packet_allocations = 0
 
     def __init__(self, host_name: str = "host", *, done_zone: Optional[Zone] = None,
-                 tag_cache: int = 256) -> None:
+                 crypto_zone: Optional[Zone] = None, tag_cache: int = 256) -> None:
         self.host_name = host_name
         self.zone: Optional[Zone] = None
-        # Nominal item: the IN_DONE / OUT_DONE tag (header + xform_history,
-        # 36 bytes), so those take the zone's lock-free path; the smaller
-        # CRYPTO_NEEDED tag is counted at its own size.
+        # m_tag_get is malloc(9), and malloc serves each size from its
+        # power-of-two bucket, a UMA zone of its own: the IN_DONE / OUT_DONE
+        # tags (header + xform_history, 60 bytes) come from malloc-64, the
+        # crypto-offload CRYPTO_NEEDED tag (header + drv_spi, 32 bytes) from
+        # malloc-32.  One zone per tag size also keeps every allocation on
+        # the zones' lock-free fixed-size path.
         self.done_zone = done_zone if done_zone is not None else Zone(
-            f"{host_name}.ipsec_tag", MTAG_HDR_SIZE + 36, factory=MTag, cache=tag_cache)
+            f"{host_name}.ipsec_tag", MTAG_HDR_SIZE + OUT_DONE_TAG_LEN, factory=MTag,
+            cache=tag_cache)
+        self.crypto_zone = crypto_zone if crypto_zone is not None else Zone(
+            f"{host_name}.crypto_tag", MTAG_HDR_SIZE + CRYPTO_NEEDED_TAG_LEN, factory=MTag,
+            cache=tag_cache)
         # Per-handle state (send tags, OUT_DONE payloads) and the bookkeeping
         # of when to look for stale entries (amortised: see sweep()).
         self._lock = threading.Lock()
@@ -270,7 +285,7 @@ class TagStrategy:
     # -- accounting -----------------------------------------------------------------
 
     def zones(self) -> list[Zone]:
-        return [z for z in (self.zone, self.done_zone) if z is not None]
+        return [z for z in (self.zone, self.done_zone, self.crypto_zone) if z is not None]
 
     def stats(self) -> dict[str, Any]:
         """Zone counters (``vmstat -z`` style) and per-handle state size."""
@@ -361,7 +376,7 @@ class SndTagStrategy(TagStrategy):
         self.snd_zone = Zone(f"{host_name}.accel_snd_tag", MSNDTAG_SIZE, factory=MSndTag)
 
     def zones(self) -> list[Zone]:
-        return [self.snd_zone, self.done_zone]
+        return [self.snd_zone, self.done_zone, self.crypto_zone]
 
     def attach(self, m: Mbuf, ifp: Any, drv_spi: int, h: Any) -> bool:
         key = h if h is not None else ifp

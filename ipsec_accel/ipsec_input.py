@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Any, Final, Optional
 from pfkey.ipsec import IPSEC_DIR, IPSEC_LEVEL, IPSEC_MODE, IPSEC_POLICY
 from pfkey.spd import key_bbcmp
 
+from .accel_tag import XFORM_HISTORY_LEN
 from .esp_encap import esp_input_packet, natt_classify, natt_fix_l4_checksum, udp_decap
 from .ipsec_output import _spidx, ipsec_forward_output, packet_selector
 from .ipsec_state import M_DECRYPTED, Inpcb, Ipsec, SaCtx
@@ -270,7 +271,7 @@ def _input_cb(ipsec: Ipsec, m: Mbuf, sav: Any, sctx: SaCtx, out: bytes, nxt: int
             pass
     m.set_data(out)
     m.m_flags |= M_DECRYPTED
-    if m_tag_attach(m, _IN_DONE, 36, sctx.xh, ipsec.tags.done_zone) is None:
+    if m_tag_attach(m, _IN_DONE, XFORM_HISTORY_LEN, sctx.xh, ipsec.tags.done_zone) is None:
         st.esp.esps_hdrops += 1
         m_freem(m)
         return _errno.ENOMEM

@@ -83,7 +83,7 @@ from pfkey.ipsec import IPSEC_DIR, IPSEC_LEVEL, IPSEC_MODE, IPSEC_POLICY
 from pfkey.keydb import DEAD
 from pfkey.spd import SecPolicyIndex
 
-from .accel_tag import IPSEC_ACCEL_DRV_SPI_BYPASS
+from .accel_tag import CRYPTO_NEEDED_TAG_LEN, IPSEC_ACCEL_DRV_SPI_BYPASS, OUT_DONE_TAG_LEN
 from .esp_encap import esp_transport_output, esp_tunnel_output, udp_encap
 from .ifnet import IFCAP2_IPSEC_OFFLOAD_MASK
 from .ipsec_offload_defs import IFP_HS_HANDLED, IFP_HS_REJECTED
@@ -648,8 +648,8 @@ def ipsec_process_done(ipsec: Ipsec, m: Mbuf, sp: "secpolicy", sav: "secasvar",
         return _errno.ESRCH
     if sctx is None:
         sctx = ipsec.sactx(sav)
-    z = ipsec.tags.done_zone
-    if m_tag_attach(m, _OUT_DONE, 36, sctx.outdone, z) is None:
+    tags = ipsec.tags
+    if m_tag_attach(m, _OUT_DONE, OUT_DONE_TAG_LEN, sctx.outdone, tags.done_zone) is None:
         st.ipsec.ips_out_nomem += 1
         m_freem(m)
         return _errno.ENOMEM
@@ -667,8 +667,8 @@ def ipsec_process_done(ipsec: Ipsec, m: Mbuf, sp: "secpolicy", sav: "secasvar",
             return _errno.EINVAL
     if crypto is not None:
         ifp, drv_spi = crypto
-        if m_tag_attach(m, _CRYPTO_NEEDED, 8, (drv_spi, seq_hi) if sctx.esn else drv_spi,
-                        z) is None:
+        if m_tag_attach(m, _CRYPTO_NEEDED, CRYPTO_NEEDED_TAG_LEN,
+                        (drv_spi, seq_hi) if sctx.esn else drv_spi, tags.crypto_zone) is None:
             st.ipsec.ips_out_nomem += 1
             m_freem(m)
             return _errno.ENOMEM

@@ -352,12 +352,14 @@ class Ipsec:
         """Switch strategy (:data:`ipsec_accel.accel_tag.TAG_STRATEGIES`).
         Packets already tagged keep their tags (the one accessor reads all
         four); the old strategy's per-handle state is released.  The
-        software path's done-tag zone is kept, so its counters continue."""
+        software path's done-tag and crypto-tag zones are kept, so their
+        counters continue."""
         if name not in TAG_STRATEGIES:
             raise ValueError(f"unknown tag strategy {name!r}; one of "
                              f"{', '.join(TAG_STRATEGIES)}")
         old = self.tags
-        new = make_tag_strategy(name, self.host.name, done_zone=old.done_zone)
+        new = make_tag_strategy(name, self.host.name, done_zone=old.done_zone,
+                                crypto_zone=old.crypto_zone)
         new.live = self._handle_live
         self.tags = new
         self.invalidate_fast()

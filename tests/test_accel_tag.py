@@ -118,7 +118,7 @@ def test_phfield_costs_no_allocation() -> None:
     st = make_tag_strategy(TAG_PHFIELD, "h")
     m = Mbuf(PKT)
     assert st.attach(m, ifp, 5, _handle(ifp, 5))
-    assert m.ph_spare == 5 and m.tags is None and st.zones() == [st.done_zone]
+    assert m.ph_spare == 5 and m.tags is None and st.zones() == [st.done_zone, st.crypto_zone]
     assert st.per_packet_allocations == 0
 
 

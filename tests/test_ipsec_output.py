@@ -361,6 +361,28 @@ def test_crypto_offload_needs_aead_and_one_request() -> None:
         assert r.paths["out_sw"] == 3 and r.delivered == 3
 
 
+def test_crypto_offload_tags_come_from_their_malloc_buckets(lab: Lab) -> None:
+    """m_tag_get is malloc(9), which serves each size from its own
+    power-of-two bucket zone (sys/kern/kern_malloc.c, kmemzones): a crypto-
+    offloaded packet takes one OUT_DONE tag (24 + struct xform_history 36 =
+    60 bytes: malloc-64) and one CRYPTO_NEEDED tag (24 + 8 = 32 bytes:
+    malloc-32); both are freed with the packet, and each is counted at its
+    zone's own item size."""
+    lab.set_mode("crypto")
+    tags = lab.a.ip.ipsec.tags
+    done, crypto = tags.done_zone, tags.crypto_zone
+    assert done is not crypto and (done.size, crypto.size) == (60, 32)
+    r = lab.push(5, 200)
+    assert r.paths["out_crypto"] == 5 and r.delivered == 5
+    assert done.allocs == 5 and crypto.allocs == 5
+    assert done.cur == 0 and crypto.cur == 0
+    assert done.stats.peak_bytes == 60 and crypto.stats.peak_bytes == 32
+    # A strategy switch keeps both zones (their counters continue).
+    lab.a.ip.ipsec.set_tag_strategy("phfield")
+    assert lab.a.ip.ipsec.tags.crypto_zone is crypto
+    assert crypto in lab.a.ip.ipsec.tags.zones()
+
+
 def test_software_path_accounting(lab: Lab) -> None:
     """esp_output + ipsec_process_done: esps_output, esps_obytes (the
     payload), the algorithm histogram, an OUT_DONE tag, and
