@@ -194,7 +194,7 @@ def test_given_mutex_is_taken_by_alloc_unr_and_not_by_alloc_unrl() -> None:
 
 
 @pytest.mark.parametrize("module", ["unr", "taskqueue", "mbuf", "uma", "mbuf_sndtag", "ifnet",
-                                    "wire", "pcap"])
+                                    "ifnet_registry", "if_clone", "wire", "pcap"])
 def test_public_api_all_names_exist(module: str) -> None:
     """__all__ of the kernel-primitive modules is honest: every name exists
     and none is listed twice."""
