@@ -12,21 +12,25 @@ bookkeeping and vlan_transmit/vlan_ioctl are here; the registry in
 from __future__ import annotations
 
 import errno
-from typing import Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
+from .if_clone import IfClone, _name2unit, _prefix_unit_match
 from .ifnet import (
     ETHER_VLAN_ENCAP_LEN, ETHERMIN, ETHERTYPE_VLAN, IF_DUNIT_NONE, IFCAP2_IPSEC_OFFLOAD_MASK,
     IFCAP_HWCSUM, IFCAP_HWCSUM_IPV6, IFCAP_LINKSTATE, IFCAP_LRO, IFCAP_MEXTPG, IFCAP_TOE,
     IFCAP_TSO, IFCAP_TXCSUM, IFCAP_TXCSUM_IPV6, IFCAP_TXRTLMT, IFCAP_TXTLS, IFCAP_TXTLS_RTLMT,
     IFCAP_VLAN_HWCSUM, IFCAP_VLAN_HWTAGGING, IFCAP_VLAN_HWTSO, IFCOUNTER_OBYTES,
     IFCOUNTER_OERRORS, IFCOUNTER_OPACKETS, IFF_BROADCAST, IFF_DRV_RUNNING, IFF_MULTICAST,
-    IFF_UP, IFT_L2VLAN, IfClone, IfIoctl, IfIpsecAccelMethods, IfnetRegistry, IfReq, Ifnet,
-    _name2unit, _prefix_unit_match,
+    IFF_UP, IFT_L2VLAN, IfIoctl, IfIpsecAccelMethods, IfReq, Ifnet,
 )
 from .mbuf import (
     CSUM_IP, CSUM_SCTP, CSUM_SCTP_IPV6, CSUM_TCP, CSUM_TCP_IPV6, CSUM_TSO, CSUM_UDP,
     CSUM_UDP_IPV6, M_VLANTAG, Mbuf,
 )
+
+if TYPE_CHECKING:
+    # Annotations only: ifnet_registry imports this module.
+    from .ifnet_registry import IfnetRegistry
 
 VLAN_IFFLAGS = IFF_BROADCAST | IFF_MULTICAST
 

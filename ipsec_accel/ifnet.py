@@ -1,6 +1,23 @@
-"""Network interfaces: ``sys/net/if.c``, ``if_var.h``, ``if_private.h``,
-``if.h``, ``if_clone.c``, ``if_vlan.c`` and the bits of ``sbin/ifconfig``
-(ifconfig.c, ifconfig_netlink.c, ifvlan.c) the offload model needs.
+"""Network interfaces: ``struct ifnet`` and its KPI (``sys/net/if.c``,
+``if_var.h``, ``if_private.h``, ``if.h``), and the entry point to the modules
+around it.
+
+Split by concept (each module says what it models):
+
+* this module -- :class:`Ifnet`, the constants (IFF_*, IFCAP*, IFCOUNTER_*,
+  link states, events), the ``if_var.h`` accessors, event handler lists, the
+  ioctl request and :func:`if_ioctl_default`;
+* :mod:`ipsec_accel.ifnet_registry` -- :class:`IfnetRegistry`, one vnet's
+  ``V_ifnet`` with if.c's list operations and ``ifhwioctl``;
+* :mod:`ipsec_accel.if_clone` -- :class:`IfClone` (``if_clone.c``) and the
+  loopback cloner;
+* :mod:`ipsec_accel.if_vlan` -- vlan(4) (``if_vlan.c``);
+* :mod:`ipsec_accel.ifconfig` -- the bits of ``sbin/ifconfig`` (ifconfig.c,
+  ifconfig_netlink.c, ifvlan.c) the offload model needs.
+
+This module still exports :class:`IfClone` and :class:`IfnetRegistry` (its
+``__all__`` is what it always was); they are loaded on first use, see the
+end of the module for why.
 
 Pieces and the FreeBSD rules they keep:
 
@@ -12,27 +29,19 @@ Pieces and the FreeBSD rules they keep:
   ``if_ipsec_accel_m``, the driver's :class:`IfIpsecAccelMethods` table set by
   :func:`if_setipsec_accel_methods` (a plain store; the offload layer only
   looks at it when the capability bit is enabled and never NULL-checks it).
-* :class:`IfnetRegistry` -- one vnet's ``V_ifnet``: attach in order, detach,
-  ``ifindex`` (lowest free), lookup by name and index, rename (IFF_RENAMING
-  set while ``ifnet_departure_event`` and ``ifnet_arrival_event`` run, so
-  listeners can tell a rename from a departure), ``if_up``/``if_down``, link
-  state changes, cloners, the ioctl path (``ifhwioctl``), and
-  :meth:`IfnetRegistry.if_foreach_sleep` (snapshot of matching interfaces in
-  V_ifnet order with references held, match evaluated at snapshot time,
-  callbacks run without the list lock, walk stops at the first non-zero
-  return, references dropped).
+* :class:`IfnetRegistry` (:mod:`ipsec_accel.ifnet_registry`) -- one
+  vnet's ``V_ifnet``: attach, detach, ifindex, lookup, rename, up/down, link
+  state, cloners, the ioctl path and ``if_foreach_sleep``.
 * Event handler lists (:class:`EventHandlerList`, EVENTHANDLER(9)):
   ``ifnet_arrival_event``, ``ifnet_departure_event``, ``ifnet_link_event``,
   ``ifnet_event`` (IFNET_EVENT_UP/DOWN), ``vlan_config``/``vlan_unconfig``
   and a model-only ``ifnet_capchange_event`` (FreeBSD has none; it lets the
   opt-in "re-offer on enable" extension hear capability toggles).
-* The capability path: ``SIOCSIFCAP`` (first word) and ``SIOCSIFCAPNV``
-  (nvlist of names, both words; refused with EINVAL unless the interface has
-  IFCAP_NV), validated against ``if_capabilities[2]`` and handed to the
-  driver's ``if_ioctl``, which may intercept (mlx5: close the port, call
-  ipsec_accel_on_ifdown when IPSEC goes off, toggle, reopen) and fall back to
-  :func:`if_ioctl_default`.  After a successful change the registry runs
-  ``vlan_trunk_capabilities`` (drivers call ``VLAN_CAPABILITIES(ifp)``).
+* The capability path: ``SIOCSIFCAP`` and ``SIOCSIFCAPNV`` are validated by
+  the registry's ``ifhwioctl`` (:mod:`ipsec_accel.ifnet_registry`, which
+  spells out the rules) and handed to the driver's ``if_ioctl``, which may
+  intercept and fall back to :func:`if_ioctl_default`;
+  :func:`if_capnv_to_capint` turns capability names into bits.
 * vlan(4): a vlan mirrors its parent's IPSEC capability
   (``if_capabilities2 = parent's & IPSEC``, ``if_capenable2 = parent's &
   ifv_capenable2 & IPSEC`` where ``ifv_capenable2`` stays -1) and installs
@@ -61,11 +70,11 @@ from __future__ import annotations
 
 import enum
 import errno
+import importlib
 import threading
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable
 
 from .mbuf import Mbuf
-from .unr import UnrAllocator
 
 # ==========================================================================
 # Constants
@@ -620,524 +629,6 @@ def if_ioctl_default(ifp: Ifnet, cmd: IfIoctl, req: IfReq) -> int:
     return errno.EINVAL
 
 
-# ==========================================================================
-# Cloners (if_clone.c)
-
-CloneCreateFn = Callable[["IfnetRegistry", "IfClone", str, Any], "tuple[int, Ifnet | None]"]
-CloneDestroyFn = Callable[["IfnetRegistry", "IfClone", Ifnet], int]
-
-
-class IfClone:
-    """``struct if_clone``: names ``<prefix><unit>`` (or whatever ``match``
-    accepts), units from an unr allocator (``ifc_alloc_unit``)."""
-
-    def __init__(self, name: str, create: CloneCreateFn, destroy: CloneDestroyFn,
-                 match: Callable[[IfnetRegistry, str], bool] | None = None,
-                 maxunit: int = IF_MAXUNIT) -> None:
-        self.name = name
-        self.create = create
-        self.destroy = destroy
-        self._match = match
-        self.units = UnrAllocator(0, maxunit)
-
-    def match(self, reg: IfnetRegistry, ifname: str) -> bool:
-        if self._match is not None:
-            return self._match(reg, ifname)
-        return _prefix_unit_match(self.name, ifname)
-
-    def alloc_unit(self, unit: int) -> tuple[int, int]:
-        """``ifc_alloc_unit``: unit -1 = lowest free; a busy unit -> EEXIST."""
-        if unit < 0:
-            u = self.units.alloc_unr()
-            return (errno.ENOSPC, -1) if u < 0 else (0, u)
-        if unit > self.units.high:
-            return errno.EINVAL, -1
-        return (0, unit) if self.units.alloc_unr_specific(unit) == unit else (errno.EEXIST, -1)
-
-    def free_unit(self, unit: int) -> None:
-        if unit >= 0 and self.units.is_allocated(unit):
-            self.units.free_unr(unit)
-
-
-
-def _prefix_unit_match(prefix: str, ifname: str) -> bool:
-    if not ifname.startswith(prefix):
-        return False
-    return ifname[len(prefix):].isdigit() or ifname == prefix
-
-
-def _name2unit(ifname: str, prefix: str) -> int:
-    """``ifc_name2unit``: -1 for the wildcard (no digits)."""
-    rest = ifname[len(prefix):]
-    return int(rest) if rest else -1
-
-
-def _lo_clone_create(reg: IfnetRegistry, ifc: IfClone, name: str,
-                     params: Any) -> tuple[int, Ifnet | None]:
-    err, unit = ifc.alloc_unit(_name2unit(name, "lo"))
-    if err:
-        return err, None
-    ifp = Ifnet(f"lo{unit}", type=IFT_LOOP, mtu=16384, max_mtu=16384,
-                flags=IFF_LOOPBACK | IFF_MULTICAST,
-                capabilities=IFCAP_HWCSUM | IFCAP_HWCSUM_IPV6 | IFCAP_LINKSTATE)
-    ifp.if_clone = ifc
-    reg.if_attach(ifp)
-    return 0, ifp
-
-
-def _lo_clone_destroy(reg: IfnetRegistry, ifc: IfClone, ifp: Ifnet) -> int:
-    reg.if_detach(ifp)
-    reg.if_free(ifp)
-    ifc.free_unit(ifp.if_dunit)
-    return 0
-
-
-# ==========================================================================
-# The registry (V_ifnet + ifindex + cloners + events + ioctl path)
-
-class IfnetRegistry:
-    """One vnet's interfaces.  ``_lock`` is IFNET_WLOCK (list, names,
-    indexes); ``vlan_lock`` is vlan(4)'s global sx.  Event handlers and
-    driver callbacks always run with neither held."""
-
-    def __init__(self, name: str = "vnet0", *, vlan: bool = True,
-                 loopback: bool = True) -> None:
-        self.name = name
-        self._lock = threading.RLock()
-        self.vlan_lock = threading.RLock()
-        self._ifnet: list[Ifnet] = []              # V_ifnet, attach order
-        self._byname: dict[str, Ifnet] = {}
-        self._byindex: dict[int, Ifnet] = {}
-        self._ifindex = UnrAllocator(1, 0xFFFF)
-        self.cloners: dict[str, IfClone] = {}
-        self.ifnet_arrival_event = EventHandlerList("ifnet_arrival_event")
-        self.ifnet_departure_event = EventHandlerList("ifnet_departure_event")
-        self.ifnet_link_event = EventHandlerList("ifnet_link_event")
-        self.ifnet_event = EventHandlerList("ifnet_event")
-        self.ifnet_capchange_event = EventHandlerList("ifnet_capchange_event")
-        self.vlan_config_event = EventHandlerList("vlan_config")
-        self.vlan_unconfig_event = EventHandlerList("vlan_unconfig")
-        if vlan:
-            # vlan(4) loads first: its departure handler runs before handlers
-            # registered later (e.g. ipsec_offload's).
-            self.ifnet_departure_event.register(self._vlan_ifdetach)
-            self.if_clone_attach(IfClone("vlan", _vlan_clone_create, _vlan_clone_destroy,
-                                         _vlan_clone_match, maxunit=0xFFFF))
-        if loopback:
-            self.if_clone_attach(IfClone("lo", _lo_clone_create, _lo_clone_destroy))
-
-    # ------------------------------------------------------------ lifecycle
-
-    def if_attach(self, ifp: Ifnet) -> None:
-        """``if_attach``: index (lowest free), link on V_ifnet's tail,
-        ``ifnet_arrival_event``."""
-        with self._lock:
-            if ifp.attached:
-                raise IfnetError(errno.EEXIST, f"{ifp.if_xname} already attached")
-            if ifp.freed or ifp.if_flags & IFF_DYING:
-                raise IfnetError(errno.EINVAL, f"{ifp.if_xname} is being freed")
-            if ifp.if_xname in self._byname:
-                raise IfnetError(errno.EEXIST, f"interface {ifp.if_xname} already exists")
-            if ifp.if_index == 0:
-                idx = self._ifindex.alloc_unr()
-                if idx < 0:
-                    raise IfnetError(errno.ENOSPC, "out of interface indexes")
-                ifp.if_index = idx
-            self._byindex[ifp.if_index] = ifp
-            self._ifnet.append(ifp)
-            self._byname[ifp.if_xname] = ifp
-            ifp.registry = self
-            ifp.attached = True
-        self.ifnet_arrival_event.invoke(ifp)
-
-    def ether_ifattach(self, ifp: Ifnet, lladdr: bytes | None = None) -> None:
-        """``ether_ifattach``: set the link-level address and attach."""
-        if lladdr is not None:
-            ifp.if_lladdr = lladdr
-        elif ifp.if_lladdr is None:
-            ifp.if_lladdr = bytes((0x02, 0, 0, 0, 0, 0))
-        self.if_attach(ifp)
-
-    def if_detach(self, ifp: Ifnet) -> None:
-        """``if_detach``: unlink from V_ifnet (walks no longer see it),
-        ``if_down``, then ``ifnet_departure_event``.  The index stays taken
-        until :meth:`if_free`."""
-        with self._lock:
-            if not ifp.attached or self._byname.get(ifp.if_xname) is not ifp:
-                raise IfnetError(errno.ENXIO, f"{ifp.if_xname} is not attached")
-            self._ifnet.remove(ifp)
-            del self._byname[ifp.if_xname]
-            ifp.attached = False
-        if ifp.if_flags & IFF_UP:
-            self.if_down(ifp)
-        self.ifnet_departure_event.invoke(ifp)
-
-    def if_free(self, ifp: Ifnet) -> None:
-        """``if_free``: mark DYING, release the index, drop if_alloc's
-        reference (the struct lives on while others hold references)."""
-        with self._lock:
-            if ifp.attached:
-                raise IfnetError(errno.EBUSY, f"if_free of attached {ifp.if_xname}")
-            if ifp.if_flags & IFF_DYING:
-                raise IfnetError(errno.EINVAL, f"double if_free of {ifp.if_xname}")
-            ifp.if_flags |= IFF_DYING
-            if self._byindex.get(ifp.if_index) is ifp:
-                del self._byindex[ifp.if_index]
-                self._ifindex.free_unr(ifp.if_index)
-        ifp.if_rele()
-
-    # --------------------------------------------------------------- lookup
-
-    def ifunit(self, name: str) -> Ifnet | None:
-        with self._lock:
-            return self._byname.get(name)
-
-    def ifunit_ref(self, name: str) -> Ifnet | None:
-        with self._lock:
-            ifp = self._byname.get(name)
-            if ifp is not None and ifp.if_try_ref():
-                return ifp
-            return None
-
-    def ifnet_byindex(self, idx: int) -> Ifnet | None:
-        with self._lock:
-            ifp = self._byindex.get(idx)
-            return ifp if ifp is not None and ifp.attached else None
-
-    def ifnet_byindex_ref(self, idx: int) -> Ifnet | None:
-        with self._lock:
-            ifp = self._byindex.get(idx)
-            if ifp is not None and ifp.attached and ifp.if_try_ref():
-                return ifp
-            return None
-
-    def __getitem__(self, name: str) -> Ifnet:
-        ifp = self.ifunit(name)
-        if ifp is None:
-            raise KeyError(name)
-        return ifp
-
-    def __contains__(self, name: object) -> bool:
-        with self._lock:
-            return name in self._byname
-
-    def __iter__(self) -> Iterator[Ifnet]:
-        with self._lock:
-            return iter(list(self._ifnet))
-
-    def __len__(self) -> int:
-        return len(self._ifnet)
-
-    def names(self) -> list[str]:
-        with self._lock:
-            return [i.if_xname for i in self._ifnet]
-
-    def if_foreach(self, cb: Callable[[Ifnet], int]) -> int:
-        """``if_foreach``: walk V_ifnet (a snapshot; no references, the
-        callback must not sleep); stops at the first non-zero return."""
-        for ifp in list(self):
-            error = cb(ifp)
-            if error:
-                return error
-        return 0
-
-    def if_foreach_sleep(self, match: Callable[[Ifnet], bool] | None,
-                         cb: Callable[[Ifnet], int]) -> int:
-        """``if_foreach_sleep``: take a reference on every interface that
-        matches *now*, in V_ifnet order, then call ``cb`` on each without the
-        list lock (it may sleep, take locks, call drivers).  Stops at the
-        first non-zero return, which is returned.  All references are
-        released before returning."""
-        with self._lock:
-            picked = [ifp for ifp in self._ifnet
-                      if (match is None or match(ifp)) and ifp.if_try_ref()]
-        error = 0
-        try:
-            for ifp in picked:
-                error = cb(ifp)
-                if error:
-                    break
-        finally:
-            for ifp in picked:
-                ifp.if_rele()
-        return error
-
-    # ---------------------------------------------------------- state changes
-
-    def if_up(self, ifp: Ifnet) -> None:
-        """``if_up``: set IFF_UP, ``ifnet_event(IFNET_EVENT_UP)``."""
-        ifp.if_flags |= IFF_UP
-        self.ifnet_event.invoke(ifp, IFNET_EVENT_UP)
-
-    def if_down(self, ifp: Ifnet) -> None:
-        """``if_down``: clear IFF_UP, ``ifnet_event(IFNET_EVENT_DOWN)``.  (The
-        offload layer is not told: drivers call ipsec_accel_on_ifdown from
-        their stop path.)"""
-        ifp.if_flags &= ~IFF_UP
-        self.ifnet_event.invoke(ifp, IFNET_EVENT_DOWN)
-
-    def if_link_state_change(self, ifp: Ifnet, link_state: int) -> None:
-        """``if_link_state_change`` + ``do_link_state_change`` (synchronous
-        here; FreeBSD runs the second half from a taskqueue): propagate to the
-        vlans on this trunk, then ``ifnet_link_event``."""
-        if ifp.if_link_state == link_state:
-            return
-        ifp.if_link_state = link_state
-        trunk = ifp.if_vlantrunk
-        if trunk is not None:
-            with self.vlan_lock:
-                vlans = [v.ifv_ifp for v in trunk.vlans.values()]
-            for v in vlans:
-                v.if_baudrate = ifp.if_baudrate
-                self.if_link_state_change(v, link_state)
-        self.ifnet_link_event.invoke(ifp, link_state)
-
-    def if_rename(self, ifp: Ifnet, new_name: str) -> int:
-        """``if_rename``: EINVAL for an empty or too long name, 0 if
-        unchanged, EEXIST if taken.  IFF_RENAMING is set while the departure
-        and arrival events run."""
-        if not new_name or len(new_name) >= IFNAMSIZ:
-            return errno.EINVAL
-        if new_name == ifp.if_xname:
-            return 0
-        with self._lock:
-            if new_name in self._byname:
-                return errno.EEXIST
-            if not ifp.attached:
-                return errno.ENXIO
-        ifp.if_flags |= IFF_RENAMING
-        try:
-            self.ifnet_departure_event.invoke(ifp)
-            with self._lock:
-                del self._byname[ifp.if_xname]
-                ifp.if_xname = new_name
-                ifp.if_dname, ifp.if_dunit = _split_unit(new_name)
-                self._byname[new_name] = ifp
-            self.ifnet_arrival_event.invoke(ifp)
-        finally:
-            ifp.if_flags &= ~IFF_RENAMING
-        return 0
-
-    # ------------------------------------------------------------ ioctl path
-
-    def ifioctl(self, ifp: Ifnet | str, cmd: IfIoctl, req: IfReq) -> int:
-        """``ifhwioctl`` for the modelled commands; returns an errno."""
-        if isinstance(ifp, str):
-            found = self.ifunit(ifp)
-            if found is None:
-                return errno.ENXIO
-            ifp = found
-        if cmd is IfIoctl.SIOCSIFFLAGS:
-            return self._ioctl_flags(ifp, req)
-        if cmd is IfIoctl.SIOCSIFMTU:
-            if req.mtu < IF_MINMTU or req.mtu > IF_MAXMTU:
-                return errno.EINVAL
-            if ifp.if_ioctl is None:
-                return errno.EOPNOTSUPP
-            return ifp.if_ioctl(ifp, cmd, req)
-        if cmd is IfIoctl.SIOCSIFCAP:
-            if ifp.if_ioctl is None:
-                return errno.EOPNOTSUPP
-            if req.reqcap & ~ifp.if_capabilities:
-                return errno.EINVAL
-            return self._cap_change(ifp, cmd, req)
-        if cmd is IfIoctl.SIOCSIFCAPNV:
-            if ifp.if_ioctl is None:
-                return errno.EOPNOTSUPP
-            if not ifp.if_capabilities & IFCAP_NV:
-                return errno.EINVAL
-            nv = req.nvcap or {}
-            try:
-                req.reqcap = if_capnv_to_capint(nv, ifp.if_capenable, 0)
-                req.reqcap2 = if_capnv_to_capint(nv, ifp.if_capenable2, 32)
-            except KeyError:
-                return errno.EINVAL
-            if req.reqcap & ~ifp.if_capabilities or req.reqcap2 & ~ifp.if_capabilities2:
-                return errno.EINVAL
-            return self._cap_change(ifp, cmd, req)
-        if cmd is IfIoctl.SIOCSIFNAME:
-            return self.if_rename(ifp, req.name)
-        if ifp.if_ioctl is None:
-            return errno.EOPNOTSUPP
-        return ifp.if_ioctl(ifp, cmd, req)
-
-    def _ioctl_flags(self, ifp: Ifnet, req: IfReq) -> int:
-        new = req.flags
-        do_ifup = False
-        if ifp.if_flags & IFF_UP and not new & IFF_UP:
-            self.if_down(ifp)
-        elif new & IFF_UP and not ifp.if_flags & IFF_UP:
-            do_ifup = True
-        ifp.if_flags = (ifp.if_flags & IFF_CANTCHANGE) | (new & ~IFF_CANTCHANGE)
-        if ifp.if_ioctl is not None:
-            ifp.if_ioctl(ifp, IfIoctl.SIOCSIFFLAGS, req)   # return ignored, as ifhwioctl
-        if do_ifup:
-            self.if_up(ifp)
-        return 0
-
-    def _cap_change(self, ifp: Ifnet, cmd: IfIoctl, req: IfReq) -> int:
-        assert ifp.if_ioctl is not None
-        old, old2 = ifp.if_capenable, ifp.if_capenable2
-        error = ifp.if_ioctl(ifp, cmd, req)
-        if error:
-            return error
-        self.vlan_trunk_capabilities(ifp)      # drivers' VLAN_CAPABILITIES(ifp)
-        if (old, old2) != (ifp.if_capenable, ifp.if_capenable2):
-            self.ifnet_capchange_event.invoke(ifp, old, old2)
-        return 0
-
-    # Friendly wrappers over ifioctl ---------------------------------------
-
-    def if_setupdown(self, ifp: Ifnet | str, up: bool) -> int:
-        """``ifconfig X up|down``."""
-        target = self.ifunit(ifp) if isinstance(ifp, str) else ifp
-        if target is None:
-            return errno.ENXIO
-        flags = target.if_flags | IFF_UP if up else target.if_flags & ~IFF_UP
-        return self.ifioctl(target, IfIoctl.SIOCSIFFLAGS, IfReq(flags=flags))
-
-    def if_setmtu(self, ifp: Ifnet | str, mtu: int) -> int:
-        return self.ifioctl(ifp, IfIoctl.SIOCSIFMTU, IfReq(mtu=mtu))
-
-    def if_setcap(self, ifp: Ifnet | str, reqcap: int) -> int:
-        """SIOCSIFCAP with a full first-word mask."""
-        return self.ifioctl(ifp, IfIoctl.SIOCSIFCAP, IfReq(reqcap=reqcap))
-
-    def if_setcapnv(self, ifp: Ifnet | str, nvcap: dict[str, bool]) -> int:
-        """SIOCSIFCAPNV with capability names, e.g. ``{"IPSEC": False}``."""
-        return self.ifioctl(ifp, IfIoctl.SIOCSIFCAPNV, IfReq(nvcap=dict(nvcap)))
-
-    def if_setipsec(self, ifp: Ifnet | str, enable: bool) -> int:
-        """``ifconfig X ipsec|-ipsec``."""
-        return self.if_setcapnv(ifp, {"IPSEC": enable})
-
-    # ------------------------------------------------------------- cloners
-
-    def if_clone_attach(self, ifc: IfClone) -> None:
-        self.cloners[ifc.name] = ifc
-
-    def if_clone_create(self, name: str, params: Any = None) -> tuple[int, str]:
-        """``if_clone_create``: returns (errno, created name)."""
-        if self.ifunit(name) is not None:
-            return errno.EEXIST, name
-        for ifc in self.cloners.values():
-            if ifc.match(self, name):
-                error, ifp = ifc.create(self, ifc, name, params)
-                return error, (ifp.if_xname if ifp is not None else name)
-        return errno.EINVAL, name
-
-    def if_clone_destroy(self, name: str) -> int:
-        ifp = self.ifunit(name)
-        if ifp is None:
-            return errno.ENXIO
-        ifc = ifp.if_clone
-        if ifc is None:
-            return errno.EINVAL
-        return ifc.destroy(self, ifc, ifp)
-
-    # ---------------------------------------------------------------- vlan
-
-    def vlan_config(self, ifv: IfVlan, p: Ifnet, vid: int,
-                    proto: int = ETHERTYPE_VLAN) -> int:
-        """``vlan_config``: attach ``ifv`` to parent ``p`` with ``vid``."""
-        if (p.if_type not in (IFT_ETHER, IFT_L2VLAN)
-                and not p.if_capenable & IFCAP_VLAN_HWTAGGING):
-            return errno.EPROTONOSUPPORT
-        if p.if_flags & VLAN_IFFLAGS != VLAN_IFFLAGS:
-            return errno.EPROTONOSUPPORT
-        if vid == 0 or vid == 0xFFF or vid & ~EVL_VLID_MASK:
-            return errno.EINVAL
-        ifp = ifv.ifv_ifp
-        with self.vlan_lock:
-            if ifv.ifv_trunk is not None:
-                trunk = ifv.ifv_trunk
-                if trunk.parent is not p:
-                    return errno.EBUSY
-                ifv.ifv_proto = proto
-                if ifv.ifv_vid != vid:
-                    if vid in trunk.vlans:
-                        return errno.EEXIST
-                    del trunk.vlans[ifv.ifv_vid]
-                    ifv.ifv_vid = vid
-                    trunk.vlans[vid] = ifv
-            else:
-                trunk = p.if_vlantrunk
-                if trunk is None:
-                    trunk = VlanTrunk(p)
-                    p.if_ref()
-                    p.if_vlantrunk = trunk
-                if vid in trunk.vlans:
-                    if not trunk.vlans:
-                        p.if_vlantrunk = None
-                        p.if_rele()
-                    return errno.EEXIST
-                ifv.ifv_vid = vid
-                ifv.ifv_pcp = 0
-                trunk.vlans[vid] = ifv
-                ifv.ifv_proto = proto
-                ifv.ifv_encaplen = ETHER_VLAN_ENCAP_LEN
-                ifv.ifv_mintu = ETHERMIN
-                ifv.ifv_capenable = -1
-                ifv.ifv_capenable2 = -1
-                ifv.ifv_mtufudge = 0 if p.if_capenable & IFCAP_VLAN_MTU else ifv.ifv_encaplen
-                ifv.ifv_trunk = trunk
-                ifp.if_mtu = p.if_mtu - ifv.ifv_mtufudge
-                ifp.if_baudrate = p.if_baudrate
-                ifp.if_flags = (ifp.if_flags & ~IFF_SIMPLEX) | (p.if_flags & IFF_SIMPLEX)
-                ifp.if_link_state = p.if_link_state
-                vlan_capabilities(ifv)
-                if p.if_lladdr is not None:
-                    ifp.if_lladdr = p.if_lladdr
-                ifp.if_drv_flags |= IFF_DRV_RUNNING
-        self.vlan_config_event.invoke(p, vid)
-        return 0
-
-    def vlan_unconfig(self, ifp: Ifnet, departing: bool = False) -> None:
-        """``vlan_unconfig_locked``: detach from the parent.  Capabilities and
-        the proxy accel table stay (FreeBSD does not clear them)."""
-        ifv: IfVlan = ifp.if_softc
-        parent: Ifnet | None = None
-        with self.vlan_lock:
-            trunk = ifv.ifv_trunk
-            if trunk is not None:
-                parent = trunk.parent
-                trunk.vlans.pop(ifv.ifv_vid, None)
-                ifv.ifv_trunk = None
-                if not trunk.vlans:
-                    parent.if_vlantrunk = None
-                    parent.if_rele()
-            ifp.if_mtu = ETHERMTU
-            ifp.if_link_state = LINK_STATE_UNKNOWN
-            ifp.if_drv_flags &= ~IFF_DRV_RUNNING
-        if parent is not None:
-            self.vlan_unconfig_event.invoke(parent, ifv.ifv_vid)
-
-    def vlan_trunk_capabilities(self, ifp: Ifnet) -> None:
-        """``vlan_trunk_capabilities``: recompute every vlan on ``ifp``."""
-        with self.vlan_lock:
-            trunk = ifp.if_vlantrunk
-            if trunk is None:
-                return
-            for ifv in list(trunk.vlans.values()):
-                vlan_capabilities(ifv)
-
-    def _vlan_ifdetach(self, ifp: Ifnet) -> None:
-        # vlan_ifdetach: a departing trunk takes its vlans down with it; a
-        # rename (IFF_RENAMING) is not a departure.
-        if ifp.if_flags & IFF_RENAMING:
-            return
-        trunk = ifp.if_vlantrunk
-        if trunk is None:
-            return
-        with self.vlan_lock:
-            vlans = [v.ifv_ifp for v in trunk.vlans.values()]
-        for v in vlans:
-            self.vlan_unconfig(v, departing=True)
-
-    def __repr__(self) -> str:
-        return f"<IfnetRegistry {self.name} {self.names()}>"
-
-
 def if_capnv_to_capint(nv: dict[str, bool], current: int, base: int) -> int:
     """``if_capnv_to_capint``: start from ``current`` and set/clear the named
     bits of the 32-bit capability word starting at index ``base`` (0 or 32).
@@ -1155,7 +646,7 @@ def if_capnv_to_capint(nv: dict[str, bool], current: int, base: int) -> int:
 
 
 _IMPORTED = {"CSUM_IP", "CSUM_SCTP", "CSUM_TCP", "CSUM_TCP_IPV6", "CSUM_TSO", "CSUM_UDP",
-             "CSUM_UDP_IPV6", "CSUM_SCTP_IPV6", "M_VLANTAG", "IO"}
+             "CSUM_UDP_IPV6", "CSUM_SCTP_IPV6", "M_VLANTAG", "IO", "TYPE_CHECKING"}
 
 __all__ = [n for n in list(globals())
            if n.isupper() and not n.startswith("_") and n not in _IMPORTED] + [
@@ -1168,9 +659,43 @@ __all__ = [n for n in list(globals())
     "SaDeinstallFn", "SaCntFn", "HwassistFn", "IoctlFn", "TransmitFn",
 ]
 
-# vlan(4) lives in if_vlan.py; the registry (vlan cloner, trunk bookkeeping)
-# calls into it only at run time, so importing it last breaks the cycle.
-from .if_vlan import (  # noqa: E402
-    VLAN_IFFLAGS, IfVlan, VlanTrunk, _vlan_clone_create, _vlan_clone_destroy,
-    _vlan_clone_match, vlan_capabilities,
-)
+
+# ==========================================================================
+# What moved out: cloners (if_clone.py) and the registry (ifnet_registry.py)
+#
+# Both modules import this one (Ifnet, the constants), so importing them
+# here at load time would make "import ipsec_accel.if_clone" (or
+# ifnet_registry) as a program's first import fail on a half-loaded module.
+# Their names are loaded on first use instead (PEP 562, as
+# ipsec_accel/__init__.py does) and then cached in globals(), so that later
+# lookups are plain attribute reads and ``from .ifnet import IfnetRegistry``
+# keeps working everywhere.  Type checkers see ordinary imports.
+_MOVED: dict[str, str] = {
+    "IfClone": "if_clone", "CloneCreateFn": "if_clone", "CloneDestroyFn": "if_clone",
+    "_prefix_unit_match": "if_clone", "_name2unit": "if_clone",
+    "_lo_clone_create": "if_clone", "_lo_clone_destroy": "if_clone",
+    "IfnetRegistry": "ifnet_registry",
+    # vlan(4) names this module imported for the registry before the split
+    "VLAN_IFFLAGS": "if_vlan", "IfVlan": "if_vlan", "VlanTrunk": "if_vlan",
+    "_vlan_clone_create": "if_vlan", "_vlan_clone_destroy": "if_vlan",
+    "_vlan_clone_match": "if_vlan", "vlan_capabilities": "if_vlan",
+}
+
+if TYPE_CHECKING:
+    # "X as X": an explicit re-export for mypy --strict (it cannot read the
+    # computed part of __all__).
+    from .if_clone import IfClone as IfClone
+    from .if_vlan import VlanTrunk
+    from .ifnet_registry import IfnetRegistry as IfnetRegistry
+else:
+    def __getattr__(name: str) -> Any:
+        module = _MOVED.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f".{module}", __package__), name)
+        globals()[name] = value
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_MOVED))

@@ -1,6 +1,20 @@
-"""mbufs, packet tags and send tags: ``sys/sys/mbuf.h``, ``sys/kern/uipc_mbuf2.c``
-(m_tag_*), ``sys/kern/kern_mbuf.c`` (m_free, m_snd_tag_*), with allocation
-modelled through UMA-like :class:`Zone` objects (``sys/vm/uma.h``, malloc(9)).
+"""mbufs and packet tags: ``sys/sys/mbuf.h``, ``sys/kern/uipc_mbuf2.c``
+(m_tag_*), ``sys/kern/kern_mbuf.c`` (m_free), with allocation modelled
+through UMA-like zones.
+
+Split by concept (each module says what it models):
+
+* :mod:`ipsec_accel.uma` -- the zones (:class:`Zone`, ``uma_zalloc``/
+  ``uma_zfree``, ``vmstat -z`` statistics) and the malloc(9) ``M_NOWAIT``/
+  ``M_WAITOK``/``M_ZERO`` flags;
+* :mod:`ipsec_accel.mbuf_sndtag` -- send tags (:class:`MSndTag`,
+  ``m_snd_tag_*``, ``IF_SND_TAG_TYPE_*``);
+* this module -- the mbuf, its packet-header fields, the tag chain and the
+  mbuf side of send tags (:func:`m_set_snd_tag`, :func:`m_free`).
+
+This module re-exports every name of the other two (its ``__all__`` is what
+it always was), so ``from ipsec_accel.mbuf import Zone, MSndTag`` keeps
+working.
 
 What is modelled, and how:
 
@@ -22,14 +36,10 @@ What is modelled, and how:
   :func:`m_tag_delete_chain` (deletes ``start`` and everything after it, or
   the whole chain), :func:`m_tag_copy_chain`.  :func:`m_freem` frees the chain
   and drops the send tag reference, as ``m_free`` does.
-* :class:`Zone` counts requests, frees, failures, current and peak items and
-  bytes, with an optional free-object cache (UMA buckets: a cached object is
-  reused instead of building a new Python object), a limit, and failure
-  injection so ``M_NOWAIT`` failure paths can be tested.
-* :class:`MSndTag` is ``struct m_snd_tag``: bound to an ifnet (it holds an
-  ``if_ref``), refcounted (``m_snd_tag_ref``/``m_snd_tag_rele``), destroyed
-  through its switch's ``snd_tag_free`` when the last reference goes; it comes
-  from its own zone.
+* :func:`m_set_snd_tag` puts a send tag (:mod:`ipsec_accel.mbuf_sndtag`)
+  in the ``snd_tag``/``rcvif`` union with a reference; :func:`m_free` drops
+  it.  Both inline ``m_snd_tag_ref``/``m_snd_tag_rele`` for the per-packet
+  path, which is why they use that module's private reference tokens.
 
 The per-packet path uses plain ``__slots__`` classes and module functions; no
 attrs object is created per packet.  Constants carry FreeBSD's values
@@ -39,10 +49,19 @@ CSUM_* layout of FreeBSD 12+).
 
 from __future__ import annotations
 
-import itertools
-import threading
-import weakref
-from typing import Any, Callable, Iterator, NamedTuple, Protocol
+from typing import Any, Iterator
+
+# Zones and send tags live in their own modules and import nothing from this
+# one (no cycle).  Names imported here are module globals, so the per-packet
+# code below (m_free, m_tag_attach, m_set_snd_tag) looks them up exactly as it
+# did when they were defined here: no extra call layer.
+from .mbuf_sndtag import (
+    IF_SND_TAG_TYPE_IPSEC_ACCEL, IF_SND_TAG_TYPE_RATE_LIMIT, IF_SND_TAG_TYPE_TLS,
+    IF_SND_TAG_TYPE_TLS_RATE_LIMIT, IF_SND_TAG_TYPE_TLS_RX, IF_SND_TAG_TYPE_UNLIMITED,
+    MSNDTAG_SIZE, _REF, _REF_BASE, IfSndTagSw, MSndTag, _m_snd_tag_destroy, m_snd_tag_alloc,
+    m_snd_tag_init, m_snd_tag_ref, m_snd_tag_rele, snd_tag_zone,
+)
+from .uma import M_NOWAIT, M_WAITOK, M_ZERO, Zone, ZoneExhausted, ZoneStats, all_zones
 
 __all__ = [
     # allocation
@@ -62,11 +81,8 @@ __all__ = [
 ]
 
 # --------------------------------------------------------------------------
-# Constants (sys/sys/mbuf.h, sys/sys/malloc.h, sys/net/if_var.h)
-
-M_NOWAIT = 0x0001
-M_WAITOK = 0x0002
-M_ZERO = 0x0100
+# Constants (sys/sys/mbuf.h; the malloc(9) flags are in uma.py, the send tag
+# types in mbuf_sndtag.py)
 
 MSIZE = 256          # amd64 mbuf size
 MCLBYTES = 2048      # standard cluster
@@ -185,258 +201,15 @@ PACKET_TAG_OVPN = 34
 #: sizeof(struct m_tag) on amd64: SLIST link 8, id 2, len 2, cookie 4, free 8.
 MTAG_HDR_SIZE = 24
 
-# send tag types (sys/net/if_var.h)
-IF_SND_TAG_TYPE_RATE_LIMIT = 0
-IF_SND_TAG_TYPE_UNLIMITED = 1
-IF_SND_TAG_TYPE_TLS = 2
-IF_SND_TAG_TYPE_TLS_RATE_LIMIT = 3
-IF_SND_TAG_TYPE_TLS_RX = 4
-#: Model-only: FreeBSD has no IPsec send tag.  This is the "send tag created
-#: once per (ifnet, SA) handle" alternative the FreeBSD review asked about.
-IF_SND_TAG_TYPE_IPSEC_ACCEL = 0x100
-
-#: sizeof(struct m_snd_tag): ifp 8, sw 8, refcount 4 (+pad).
-MSNDTAG_SIZE = 24
-
-__all__ += [n for n in list(globals()) if n.startswith(
-    ("M_", "CSUM_", "PACKET_TAG_", "IF_SND_TAG_TYPE_", "MSNDTAG"))
-    and n not in __all__]
-
-
-# --------------------------------------------------------------------------
-# Zones
-
-class ZoneExhausted(MemoryError):
-    """An M_WAITOK allocation hit the zone limit: FreeBSD would sleep until a
-    free; a single-threaded model cannot, so it raises."""
-
-
-class ZoneStats(NamedTuple):
-    """One ``vmstat -z`` / ``vmstat -m`` style line."""
-
-    name: str
-    size: int            # nominal item size (0: variable, see bytes)
-    limit: int | None
-    used: int            # items allocated now
-    cached: int          # freed items kept for reuse
-    requests: int        # successful allocations
-    frees: int
-    fails: int
-    peak: int            # high-water mark of used
-    bytes: int           # bytes allocated now
-    peak_bytes: int
-
-
-_ALL_ZONES: weakref.WeakSet[Zone] = weakref.WeakSet()
-
-
-class Zone:
-    """A UMA zone (or malloc(9) type) with honest accounting.
-
-    ``alloc(size)`` returns an object built by ``factory`` -- or a cached one
-    when ``cache > 0`` -- or ``None`` when an ``M_NOWAIT`` allocation fails
-    (limit reached or :meth:`fail_next` armed).  ``free(obj, size)`` returns
-    it.  ``size`` defaults to the zone's item size and feeds the byte
-    counters (tags are variable-size: ``MTAG_HDR_SIZE + len``).
-
-    Counting: allocations and frees are two ``itertools.count`` objects
-    (one C call each, atomic under the GIL, like UMA's per-CPU counters), so
-    an allocation of the zone's own size with nothing armed takes no lock:
-    the per-packet path.  ``used`` = allocations - frees and ``bytes`` are
-    read from the counters: always exact.  A limit, an armed failure, or an
-    item of another size (outstanding) sends every call through the locked
-    path.  A limit is enforced exactly (a limited zone never takes the
-    lock-free path); ``peak`` and ``peak_bytes`` are exact for one thread and
-    may read a little high while several threads allocate and free at once
-    (UMA keeps no peak at all).  Freeing more than was allocated raises
-    RuntimeError.  ``locked`` is accepted for compatibility: the lock-free
-    path needs no lock and the locked path always takes one.
-    """
-
-    __slots__ = ("name", "size", "_limit", "cache_max", "_cache", "_factory", "_lock",
-                 "_ac", "_fc", "_av", "_fv", "_a0", "_f0", "_fbad", "fails", "peak",
-                 "_xbytes", "peak_bytes", "_fail_next", "_armed", "__weakref__")
-    _armed: Any      # truthy: limit, armed failure or other-size items outstanding
-
-    def __init__(self, name: str, size: int = 0, *, factory: Callable[[], Any] | None = None,
-                 limit: int | None = None, cache: int = 0, locked: bool = True) -> None:
-        self.name = name
-        self.size = size
-        self.cache_max = cache
-        self._cache: list[Any] = []
-        self._factory = factory
-        self._lock = threading.Lock()
-        self._ac = itertools.count(1)     # next() = allocations made, this one included
-        self._fc = itertools.count(1)
-        self._av = 0                      # last allocation count seen (fast-path hint)
-        self._fv = 0                      # last free count seen (fast-path hint)
-        self._a0 = self._f0 = 0           # reset_stats() bases
-        self._fbad = 0                    # refused frees (counted by _fc, not frees)
-        self.fails = 0
-        self.peak = 0
-        self._xbytes = 0                  # bytes outstanding beyond used * size
-        self.peak_bytes = 0
-        self._fail_next = 0
-        self._limit = limit
-        self._rearm()
-        _ALL_ZONES.add(self)
-
-    # -- counters ---------------------------------------------------------------------
-
-    @staticmethod
-    def _count(c: "itertools.count[int]") -> int:
-        # How many next() calls a count(1) has served (its repr is the next
-        # value): an exact read without consuming a number.
-        r = repr(c)
-        return int(r[6:-1]) - 1
-
-    @property
-    def allocs(self) -> int:
-        return self._count(self._ac) - self._a0
-
-    @property
-    def frees(self) -> int:
-        return self._count(self._fc) - self._fbad - self._f0
-
-    @property
-    def cur(self) -> int:
-        return self._count(self._ac) - (self._count(self._fc) - self._fbad)
-
-    @property
-    def bytes(self) -> int:
-        return self.cur * self.size + self._xbytes
-
-    @property
-    def limit(self) -> int | None:
-        return self._limit
-
-    @limit.setter
-    def limit(self, value: int | None) -> None:
-        with self._lock:
-            self._limit = value
-            self._rearm()
-
-    def _rearm(self) -> None:
-        # Lock held (or construction).
-        self._armed = self._fail_next or self._limit is not None or self._xbytes
-
-    # -- alloc / free ---------------------------------------------------------------------
-
-    def alloc(self, size: int | None = None, wait: int = M_NOWAIT) -> Any:
-        """``uma_zalloc``/``malloc``.  Returns the object, or None on an
-        M_NOWAIT failure."""
-        if not self._armed and (size is None or size == self.size):
-            # Lock-free: one counter step, the peak hint, the cache.
-            a = self._av = next(self._ac)
-            cur = a - self._fv + self._fbad
-            if cur > self.peak:
-                self.peak = cur
-                b = cur * self.size
-                if b > self.peak_bytes:
-                    self.peak_bytes = b
-            try:
-                return self._cache.pop()
-            except IndexError:
-                factory = self._factory
-                return factory() if factory is not None else True
-        nbytes = self.size if size is None else size
-        lock = self._lock
-        lock.acquire()
-        if self._fail_next and wait & M_NOWAIT:
-            self._fail_next -= 1
-            self.fails += 1
-            self._rearm()
-            lock.release()
-            return None
-        # The hints are exact here for a zone that is always locked (a
-        # limited one); for the others only the peak can read high.
-        cur = self._av - self._fv + self._fbad + 1
-        limit = self._limit
-        if limit is not None and cur > limit:
-            self.fails += 1
-            lock.release()
-            if wait & M_WAITOK:
-                raise ZoneExhausted(f"zone {self.name}: limit {limit} reached")
-            return None
-        self._av = next(self._ac)
-        xb = self._xbytes = self._xbytes + nbytes - self.size
-        if cur > self.peak:
-            self.peak = cur
-        b = cur * self.size + xb
-        if b > self.peak_bytes:
-            self.peak_bytes = b
-        self._rearm()
-        cache = self._cache
-        obj = cache.pop() if cache else None
-        lock.release()
-        if obj is None:
-            factory = self._factory
-            obj = factory() if factory is not None else True
-        return obj
-
-    def free(self, obj: Any = None, size: int | None = None) -> None:
-        """``uma_zfree``/``free``."""
-        if not self._armed and (size is None or size == self.size):
-            f = self._fv = next(self._fc)
-            if f - self._fbad > self._av:
-                self._check_free()
-            if obj is not None and len(self._cache) < self.cache_max:
-                self._cache.append(obj)
-            return
-        lock = self._lock
-        lock.acquire()
-        if self._av - self._fv + self._fbad <= 0 and self.cur <= 0:
-            lock.release()
-            raise RuntimeError(f"zone {self.name}: free without allocation")
-        self._fv = next(self._fc)
-        self._xbytes += self.size - (self.size if size is None else size)
-        self._rearm()
-        if obj is not None and len(self._cache) < self.cache_max:
-            self._cache.append(obj)
-        lock.release()
-
-    def _check_free(self) -> None:
-        # The fast path's hint says more frees than allocations: count
-        # exactly (another thread may have allocated without publishing its
-        # hint yet); refuse a real underflow.
-        with self._lock:
-            if self._count(self._fc) - self._fbad > self._count(self._ac):
-                self._fbad += 1
-                raise RuntimeError(f"zone {self.name}: free without allocation")
-
-    def fail_next(self, n: int = 1) -> None:
-        """Make the next ``n`` M_NOWAIT allocations fail (fault injection)."""
-        with self._lock:
-            self._fail_next = n
-            self._rearm()
-
-    def drain(self) -> None:
-        """``uma_zone_reclaim``: drop cached free objects."""
-        self._cache.clear()
-
-    def reset_stats(self) -> None:
-        """Zero the request/free/fail/peak counters (not ``used``)."""
-        with self._lock:
-            self._a0 = self._count(self._ac)
-            self._f0 = self._count(self._fc) - self._fbad
-            self.fails = 0
-            self.peak = self.cur
-            self.peak_bytes = self.bytes
-
-    @property
-    def stats(self) -> ZoneStats:
-        with self._lock:
-            return ZoneStats(self.name, self.size, self._limit, self.cur, len(self._cache),
-                             self.allocs, self.frees, self.fails, self.peak, self.bytes,
-                             self.peak_bytes)
-
-    def __repr__(self) -> str:
-        return f"<Zone {self.name} used={self.cur} req={self.allocs} fail={self.fails}>"
-
-
-def all_zones() -> list[Zone]:
-    """Every live zone, by name (``vmstat -z``)."""
-    return sorted(_ALL_ZONES, key=lambda z: z.name)
+__all__ += [n for n in list(globals()) if n.startswith(("M_", "CSUM_", "PACKET_TAG_"))
+            and n not in __all__]
+# The send tag constants come from mbuf_sndtag; listed by name (in the order
+# they always had here) so that linters see them re-exported.
+__all__ += [
+    "IF_SND_TAG_TYPE_RATE_LIMIT", "IF_SND_TAG_TYPE_UNLIMITED", "IF_SND_TAG_TYPE_TLS",
+    "IF_SND_TAG_TYPE_TLS_RATE_LIMIT", "IF_SND_TAG_TYPE_TLS_RX", "IF_SND_TAG_TYPE_IPSEC_ACCEL",
+    "MSNDTAG_SIZE",
+]
 
 
 # --------------------------------------------------------------------------
@@ -802,123 +575,7 @@ def m_tag_copy_chain(to: Mbuf, frm: Mbuf, wait: int = M_NOWAIT) -> bool:
 
 
 # --------------------------------------------------------------------------
-# Send tags
-
-class _IfRef(Protocol):
-    def if_ref(self) -> None: ...
-    def if_rele(self) -> None: ...
-
-
-class IfSndTagSw(NamedTuple):
-    """``struct if_snd_tag_sw``: the driver's switch for one tag type."""
-
-    type: int
-    snd_tag_free: Callable[["MSndTag"], None] | None = None
-    snd_tag_modify: Callable[["MSndTag", Any], int] | None = None
-    snd_tag_query: Callable[["MSndTag", Any], int] | None = None
-
-
-class MSndTag:
-    """``struct m_snd_tag`` (+ ``softc`` for the driver's private part,
-    which in C is the surrounding structure)."""
-
-    __slots__ = ("ifp", "sw", "_refs", "softc", "zone")
-
-    def __init__(self) -> None:
-        self.ifp: Any = None
-        self.sw: IfSndTagSw | None = None
-        self._refs: list[object] = []     # reference tokens (see _REF_BASE)
-        self.softc: Any = None
-        self.zone: Zone | None = None
-
-    @property
-    def refcount(self) -> int:
-        return len(self._refs)
-
-    @property
-    def type(self) -> int:
-        return self.sw.type if self.sw is not None else -1
-
-    def __repr__(self) -> str:
-        name = getattr(self.ifp, "if_xname", self.ifp)
-        return f"<MSndTag if={name} type={self.type} refs={self.refcount}>"
-
-
-#: Zone for send tags (drivers allocate their own in C; one zone here).
-snd_tag_zone = Zone("snd_tag", MSNDTAG_SIZE, factory=MSndTag)
-
-# refcount(9) atomics without a lock: a send tag's references are tokens in
-# a list (list.append and list.pop are atomic under the GIL).  m_snd_tag_init
-# puts the base token at the bottom; every other reference pushes a plain
-# token; a release pops one.  The base token can only be popped when it is
-# the last one, so exactly one releaser sees it: that is refcount_release
-# returning true, and that thread destroys the tag.  A reference pushes first
-# and then checks the base token is still at the bottom (it never comes back
-# to that list): if not, the tag is dead and the push is undone -- the
-# "acquire if not zero" the lock used to give.
-_REF_BASE = object()
-_REF = object()
-
-
-def m_snd_tag_init(mst: MSndTag, ifp: _IfRef, sw: IfSndTagSw) -> MSndTag:
-    """``m_snd_tag_init``: one reference, an ``if_ref`` on the ifnet."""
-    ifp.if_ref()
-    mst.ifp = ifp
-    mst.sw = sw
-    mst._refs = [_REF_BASE]
-    return mst
-
-
-def m_snd_tag_alloc(ifp: _IfRef, sw: IfSndTagSw, softc: Any = None,
-                    zone: Zone | None = None, wait: int = M_NOWAIT) -> MSndTag | None:
-    """Allocate and initialise a send tag from ``zone`` (default
-    :data:`snd_tag_zone`).  In FreeBSD the driver's ``if_snd_tag_alloc``
-    does this; model drivers call this helper."""
-    z = snd_tag_zone if zone is None else zone
-    mst = z.alloc(None, wait)
-    if mst is None:
-        return None
-    mst.zone = z
-    mst.softc = softc
-    return m_snd_tag_init(mst, ifp, sw)
-
-
-def m_snd_tag_ref(mst: MSndTag) -> MSndTag:
-    """``m_snd_tag_ref`` (the caller holds a reference, as in FreeBSD; a
-    destroyed tag is refused)."""
-    refs = mst._refs
-    refs.append(_REF)
-    if refs[0] is not _REF_BASE:        # the base token is gone: destroyed
-        refs.pop()
-        raise RuntimeError(f"m_snd_tag_ref on a destroyed tag {mst!r}")
-    return mst
-
-
-def m_snd_tag_rele(mst: MSndTag) -> None:
-    """``m_snd_tag_rele``: the last release destroys the tag
-    (``m_snd_tag_destroy``: driver free, ``if_rele``, zone free)."""
-    try:
-        tok = mst._refs.pop()
-    except IndexError:
-        raise RuntimeError(f"m_snd_tag_rele underflow on {mst!r}") from None
-    if tok is _REF_BASE:
-        _m_snd_tag_destroy(mst)
-
-
-def _m_snd_tag_destroy(mst: MSndTag) -> None:
-    sw = mst.sw
-    if sw is not None and sw.snd_tag_free is not None:
-        sw.snd_tag_free(mst)
-    ifp = mst.ifp
-    mst.ifp = None
-    mst.softc = None
-    z = mst.zone
-    mst.zone = None
-    if ifp is not None:
-        ifp.if_rele()
-    if z is not None:
-        z.free(mst)
-
+# Send tags on packets (the tags themselves: mbuf_sndtag.py)
 
 def m_set_snd_tag(m: Mbuf, mst: MSndTag) -> None:
     """Attach a send tag to a packet (takes a reference, sets CSUM_SND_TAG;

@@ -193,7 +193,8 @@ def test_given_mutex_is_taken_by_alloc_unr_and_not_by_alloc_unrl() -> None:
     assert m.acquired == 4
 
 
-@pytest.mark.parametrize("module", ["unr", "taskqueue", "mbuf", "ifnet", "wire", "pcap"])
+@pytest.mark.parametrize("module", ["unr", "taskqueue", "mbuf", "uma", "mbuf_sndtag", "ifnet",
+                                    "ifnet_registry", "if_clone", "wire", "pcap"])
 def test_public_api_all_names_exist(module: str) -> None:
     """__all__ of the kernel-primitive modules is honest: every name exists
     and none is listed twice."""
