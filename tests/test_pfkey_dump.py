@@ -15,7 +15,6 @@ from __future__ import annotations
 import calendar
 import re
 from datetime import timedelta, timezone
-from pathlib import Path
 from typing import Optional, Sequence
 
 import pytest
@@ -33,8 +32,9 @@ from pfkey.pfkey_dump import (
     str_time,
 )
 from pfkey.pfkeyv2 import SADB, SADB_EXT as E
+from shared_corpus import SETKEY_CORPUS
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "setkey" / "dump_outputs.md"
+CORPUS = SETKEY_CORPUS / "dump_outputs.md"
 
 ESP, AH, IPCOMP, TCP = 3, 2, 9, 11
 TRANSPORT, TUNNEL = 1, 2
