@@ -23,7 +23,7 @@ from pfkey.key import Key
 from pfkey.key_testing import add_msg
 from pfkey.keydb import secasvar
 
-__all__ = ["TimedDriver", "Env", "pct", "fill_sad", "burst", "isolated"]
+__all__ = ["TimedDriver", "Env", "pct", "run_once", "fill_sad", "burst", "isolated"]
 
 
 class TimedDriver(Protocol):
@@ -39,6 +39,17 @@ def pct(xs: list[float], p: float) -> float:
     """The p-th percentile (nearest rank) of ``xs``."""
     s = sorted(xs)
     return s[min(len(s) - 1, int(p / 100.0 * len(s)))]
+
+
+def run_once(benchmark: Any, fn: Callable[[], dict[str, float]], report: dict[str, Any],
+             name: str, digits: int = 3) -> dict[str, float]:
+    """Run ``fn`` once under pytest-benchmark (a 10,000-SA run is its own
+    repetition); its figures go, rounded to ``digits``, into the benchmark's
+    extra_info and, as measured, into ``report[name]``."""
+    res: dict[str, float] = benchmark.pedantic(fn, rounds=1, iterations=1)
+    benchmark.extra_info.update({k: round(v, digits) for k, v in res.items()})
+    report[name] = res
+    return res
 
 
 def fill_sad(key: Key, n: int, base: int = 0x1000, **sa: Any) -> list[secasvar]:
