@@ -55,11 +55,10 @@ from ipsec_accel.ifnet import Ifnet, IfnetRegistry
 from ipsec_accel.ipsec_offload import IpsecOffload
 from ipsec_accel.taskqueue import TqMode
 from ipsec_accel.testing import offload_sync
-from offload_measure import burst, fill_sad, isolated, pct, run_once
+from offload_measure import burst, fill_sad, isolated, pct, run_once, settle_and_flush
 from pfkey.clock import FakeClock
 from pfkey.key import Key
 from pfkey.key_testing import add_msg, sa_req_msg
-from pfkey.message import Message
 from pfkey.pfkeyv2 import SADB
 
 N = 10_000
@@ -207,12 +206,7 @@ def _churn(n: int = N, window: int = 1000) -> dict[str, float]:
                 adds += 1
             so.recv_nowait()
         t_sent = time.perf_counter()
-        offload_sync(off)
-        t1 = time.perf_counter()
-        lat = [nic.done[s] - t for s, t in t_send.items() if s in nic.done]
-        so.send(Message(SADB.FLUSH, 0).encode())
-        offload_sync(off)
-        off._check(quiescent=True)
+        t1, lat = settle_and_flush(off, so, nic, t_send)
         assert nic.outstanding() == {} and not nic.check_invariants()
         assert nic.sa_table.count == 0 and off.stats.drv_spi_in_use == 0
         forgets = off.stats.deinstalls
