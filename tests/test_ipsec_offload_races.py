@@ -17,11 +17,13 @@ Interleavings are whatever the scheduler produces; nothing asserts timing.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import itertools
 import random
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -59,6 +61,33 @@ def _flaky(rng: random.Random, lock: threading.Lock, reject: float = 0.1,
             time.sleep(d)
         return errno.EOPNOTSUPP if r < reject else 0
     return outcome
+
+
+@contextlib.contextmanager
+def _meanwhile(action: Callable[[random.Random], None], seed: int) -> Iterator[None]:
+    """Run ``action(rng)`` over and over on another thread (a short random
+    pause between calls) for as long as the ``with`` body runs; an exception
+    there fails the test once the thread is joined."""
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def loop() -> None:
+        lrng = random.Random(seed)
+        try:
+            while not stop.is_set():
+                action(lrng)
+                time.sleep(lrng.random() * 0.0005)
+        except BaseException as e:          # pragma: no cover - reported below
+            errors.append(e)
+
+    t = threading.Thread(target=loop)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join()
+    assert not errors, errors
 
 
 def _finish(r: OffloadRig) -> None:
@@ -122,21 +151,11 @@ def _ifdown_during_install(r: OffloadRig, n: int, seed: int) -> None:
         d.set_default("if_sa_newkey", _flaky(rng, lock))
         d.set_default("if_spdadd", _flaky(rng, lock))
         nics.append(r.nic(name, driver=d))
-    stop = threading.Event()
-    errors: list[BaseException] = []
 
-    def downer() -> None:
-        lrng = random.Random(seed + 1)
-        try:
-            while not stop.is_set():
-                r.key.ipsec_accel_on_ifdown(lrng.choice(nics))   # the driver's stop path
-                time.sleep(lrng.random() * 0.0005)
-        except BaseException as e:          # pragma: no cover - reported below
-            errors.append(e)
+    def down(lrng: random.Random) -> None:
+        r.key.ipsec_accel_on_ifdown(lrng.choice(nics))   # the driver's stop path
 
-    t = threading.Thread(target=downer)
-    t.start()
-    try:
+    with _meanwhile(down, seed + 1):
         for i in range(n):
             spi = 0x1000 + i
             r.add_sa(spi)
@@ -147,10 +166,6 @@ def _ifdown_during_install(r: OffloadRig, n: int, seed: int) -> None:
                 r.delete_sa(spi)
             if i % 250 == 249:
                 r.off._check()
-    finally:
-        stop.set()
-        t.join()
-    assert not errors, errors
     r.sync()
     r.off._check(quiescent=True)
     _finish(r)
@@ -178,23 +193,12 @@ def _capability_toggle(r: OffloadRig, n: int, seed: int) -> None:
     d.set_default("if_sa_newkey", _flaky(rng, lock))
     nic = r.nic("tnic0", driver=d)
     r.nic("tnic1")
-    stop = threading.Event()
-    errors: list[BaseException] = []
+    flips = itertools.cycle((False, True))
 
-    def toggler() -> None:
-        lrng = random.Random(seed + 1)
-        on = True
-        try:
-            while not stop.is_set():
-                on = not on
-                assert r.ifnets.if_setipsec(nic, on) == 0    # mlx5-like: on_ifdown when off
-                time.sleep(lrng.random() * 0.0005)
-        except BaseException as e:          # pragma: no cover
-            errors.append(e)
+    def toggle(lrng: random.Random) -> None:
+        assert r.ifnets.if_setipsec(nic, next(flips)) == 0    # mlx5-like: on_ifdown when off
 
-    t = threading.Thread(target=toggler)
-    t.start()
-    try:
+    with _meanwhile(toggle, seed + 1):
         for i in range(n):
             spi = 0x1000 + i
             r.add_sa(spi)
@@ -205,10 +209,6 @@ def _capability_toggle(r: OffloadRig, n: int, seed: int) -> None:
                 r.spdadd(src=_net(i // 100))
             if i % 250 == 249:
                 r.off._check()
-    finally:
-        stop.set()
-        t.join()
-    assert not errors, errors
     r.ifnets.if_setipsec(nic, True)
     _finish(r)
 
