@@ -90,6 +90,13 @@ def _meanwhile(action: Callable[[random.Random], None], seed: int) -> Iterator[N
     assert not errors, errors
 
 
+def _runs(seed: int, slow_n: int = N_SLOW) -> list[Any]:
+    """(n, seed) of a race test's default run and of its ``@slow`` soak
+    (``make test-slow``), which has a seed of its own."""
+    return [pytest.param(N, seed, id="default"),
+            pytest.param(slow_n, seed + 1, marks=pytest.mark.slow, id="slow")]
+
+
 def _finish(r: OffloadRig) -> None:
     """Flush everything, drain, and check every invariant."""
     r.flush()
@@ -128,16 +135,12 @@ def _delete_during_install(r: OffloadRig, n: int, seed: int) -> None:
     _finish(r)
 
 
-def test_race_delete_during_install(make_offload_rig) -> None:
+@pytest.mark.parametrize("n, seed", _runs(1))
+def test_race_delete_during_install(make_offload_rig, n: int, seed: int) -> None:
     """ipsec_accel_forget_sav_impl vs ipsec_accel_sa_newkey_act: SADB_DELETE
     from the PF_KEY thread at random points of the install (before the task,
     inside the driver call, after it)."""
-    _delete_during_install(make_offload_rig(TqMode.THREAD, verbose=False), N, 1)
-
-
-@pytest.mark.slow
-def test_race_delete_during_install_slow(make_offload_rig) -> None:
-    _delete_during_install(make_offload_rig(TqMode.THREAD, verbose=False), N_SLOW, 2)
+    _delete_during_install(make_offload_rig(TqMode.THREAD, verbose=False), n, seed)
 
 
 # -- ifdown during install -------------------------------------------------------------
@@ -171,17 +174,13 @@ def _ifdown_during_install(r: OffloadRig, n: int, seed: int) -> None:
     _finish(r)
 
 
-def test_race_ifdown_during_install(make_offload_rig) -> None:
+@pytest.mark.parametrize("n, seed", _runs(3))
+def test_race_ifdown_during_install(make_offload_rig, n: int, seed: int) -> None:
     """ipsec_accel_on_ifdown_impl (a driver thread) vs the install and add
     tasks: the marker walks run concurrently with handle creation; handles an
     install records after the walk passed stay on the down interface until
     the SA goes (FreeBSD's race, reproduced) -- and are then deinstalled."""
-    _ifdown_during_install(make_offload_rig(TqMode.THREAD, verbose=False), N, 3)
-
-
-@pytest.mark.slow
-def test_race_ifdown_during_install_slow(make_offload_rig) -> None:
-    _ifdown_during_install(make_offload_rig(TqMode.THREAD, verbose=False), N_SLOW, 4)
+    _ifdown_during_install(make_offload_rig(TqMode.THREAD, verbose=False), n, seed)
 
 
 # -- capability toggle -----------------------------------------------------------------
@@ -213,18 +212,14 @@ def _capability_toggle(r: OffloadRig, n: int, seed: int) -> None:
     _finish(r)
 
 
-@pytest.mark.parametrize("ext", [(), ("reoffer",)])
-def test_race_capability_toggle(make_offload_rig, ext) -> None:
+@pytest.mark.parametrize("ext, n, seed", [
+    pytest.param((), N, 5, id="freebsd"), pytest.param(("reoffer",), N, 5, id="reoffer"),
+    pytest.param(("reoffer",), N_SLOW, 6, marks=pytest.mark.slow, id="reoffer-slow")])
+def test_race_capability_toggle(make_offload_rig, ext, n: int, seed: int) -> None:
     """mlx5-like SIOCSIFCAPNV (on_ifdown, toggle) from another thread while
     SAs and SPs come and go -- FreeBSD's behaviour and with re-offers."""
     _capability_toggle(make_offload_rig(TqMode.THREAD, verbose=False, extensions=list(ext)),
-                       N, 5)
-
-
-@pytest.mark.slow
-def test_race_capability_toggle_slow(make_offload_rig) -> None:
-    _capability_toggle(make_offload_rig(TqMode.THREAD, verbose=False,
-                                        extensions=["reoffer"]), N_SLOW, 6)
+                       n, seed)
 
 
 # -- driver hang -----------------------------------------------------------------------
@@ -270,18 +265,13 @@ def _driver_hang(r: OffloadRig, n: int, seed: int) -> None:
     _finish(r)
 
 
-def test_race_driver_hang(make_offload_rig) -> None:
+@pytest.mark.parametrize("n, seed", _runs(7, slow_n=N_SLOW // 4))
+def test_race_driver_hang(make_offload_rig, n: int, seed: int) -> None:
     """Driver calls that hang (past drv_timeout), raise or fail, at random:
     the worker thread survives, stuck calls are abandoned and reconciled
     when they return, and nothing is left behind."""
     _driver_hang(make_offload_rig(TqMode.THREAD, verbose=False, drv_timeout=0.005,
-                                  extensions=["free_drv_spi_on_error"]), N, 7)
-
-
-@pytest.mark.slow
-def test_race_driver_hang_slow(make_offload_rig) -> None:
-    _driver_hang(make_offload_rig(TqMode.THREAD, verbose=False, drv_timeout=0.005,
-                                  extensions=["free_drv_spi_on_error"]), N_SLOW // 4, 8)
+                                  extensions=["free_drv_spi_on_error"]), n, seed)
 
 
 _ = TestDriver
