@@ -146,6 +146,17 @@ class _Race:
         elif x < 0.35:
             time.sleep(0.0002)
 
+    def add_and_delete(self, n: int, p_delete: float) -> None:
+        """``n`` SADB_ADDs, each followed with probability ``p_delete`` (after a
+        jitter) by its SADB_DELETE; the sockets drained every 200."""
+        for i in range(n):
+            spi = self.add()
+            if self.rng.random() < p_delete:
+                self.jitter()
+                self.delete(spi)
+            if i % 200 == 199:
+                self.drain_sockets()
+
     def drain_sockets(self) -> None:
         self.rig.so.recv_all()
         self.so2.recv_all()
@@ -212,13 +223,7 @@ def _delete_during_install(r: _Race, n: int) -> None:
         return None
 
     r.nic.faults.set_default("if_sa_newkey", Fault.call(in_driver))
-    for i in range(n):
-        spi = r.add()
-        if r.rng.random() < 0.6:
-            r.jitter()
-            r.delete(spi)
-        if i % 200 == 199:
-            r.drain_sockets()
+    r.add_and_delete(n, p_delete=0.6)
 
 
 def _ifdown_during_install(r: _Race, n: int) -> None:
@@ -266,13 +271,7 @@ def _driver_hang(r: _Race, n: int) -> None:
     r.nic.faults.randomize("if_sa_newkey", p_hang=0.01, p_raise=0.02, p_fail=0.03,
                            errnos=(errno.ENOMEM, errno.EOPNOTSUPP))
     r.nic.faults.randomize("if_sa_deinstall", p_hang=0.01)
-    for i in range(n):
-        spi = r.add()
-        if r.rng.random() < 0.5:
-            r.jitter()
-            r.delete(spi)
-        if i % 200 == 199:
-            r.drain_sockets()
+    r.add_and_delete(n, p_delete=0.5)
 
 
 RACES = {
