@@ -31,6 +31,7 @@ from ipsec_accel.testing import OffloadRig, wait_for
 from pfkey.key_testing import add_msg, sa_req_msg
 from pfkey.keydb import DEAD
 from pfkey.pfkeyv2 import SADB
+from thread_helpers import run_threads
 
 PKT = udp_packet("10.0.0.1", "10.0.0.2", 1, 2, b"f" * 32)
 
@@ -340,11 +341,7 @@ def test_counters_add_up_under_concurrency(race_factory: Callable[..., _Race]) -
             h = handles[(j + k) % 4]
             nic.if_transmit(nic.ifp, tagged(PKT, h.drv_spi))    # type: ignore[union-attr]
 
-    ts = [threading.Thread(target=run, args=(k,)) for k in range(2)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    run_threads(run, [(0,), (1,)])
     nic.stop_poll()
     nic.poll_now()
     assert sum(s.accel_hw_allocs for s in savs) == 2 * n
