@@ -55,11 +55,10 @@ from ipsec_accel.ifnet import Ifnet, IfnetRegistry
 from ipsec_accel.ipsec_offload import IpsecOffload
 from ipsec_accel.taskqueue import TqMode
 from ipsec_accel.testing import offload_sync
-from offload_measure import burst, fill_sad, isolated, pct
+from offload_measure import burst, fill_sad, isolated, pct, run_once, settle_and_flush
 from pfkey.clock import FakeClock
 from pfkey.key import Key
 from pfkey.key_testing import add_msg, sa_req_msg
-from pfkey.message import Message
 from pfkey.pfkeyv2 import SADB
 
 N = 10_000
@@ -116,11 +115,9 @@ def _mlx5_table_full(off: IpsecOffload, nic: TimedMlx5) -> None:
 @pytest.mark.parametrize("guard", GUARDS)
 def test_mlx5_install_burst_10k(benchmark: Any, guard: str) -> None:
     """10,000 offers back to back into mlx5: installs/s, latency."""
-    res = benchmark.pedantic(lambda: burst(_env, guard, N, sa=gcm_sa(), check=_mlx5_table_full),
-                             rounds=1, iterations=1)
     label = _LABEL[guard]
-    benchmark.extra_info.update({k: round(v, 3) for k, v in res.items()})
-    _report[f"burst {label}"] = res
+    res = run_once(benchmark, lambda: burst(_env, guard, N, sa=gcm_sa(), check=_mlx5_table_full),
+                   _report, f"burst {label}")
     print(f"\nmlx5 install burst ({label} driver calls), {N} SAs: "
           f"{res['installs_per_s']:,.0f} installs/s (target >= 10,000/s), "
           f"latency p50 {res['p50_ms']:.1f} ms p99 {res['p99_ms']:.1f} ms")
@@ -166,10 +163,8 @@ def _burst_churn(guard: str) -> dict[str, float]:
 def test_mlx5_install_churn_10k(benchmark: Any, guard: str) -> None:
     """10,000 installs offered while 10,000 installed SAs are deleted
     (SADB_DELETE, interleaved 1:1): installs/s and latency under churn."""
-    res = benchmark.pedantic(lambda: _burst_churn(guard), rounds=1, iterations=1)
     label = _LABEL[guard]
-    benchmark.extra_info.update({k: round(v, 3) for k, v in res.items()})
-    _report[f"churn {label}"] = res
+    res = run_once(benchmark, lambda: _burst_churn(guard), _report, f"churn {label}")
     print(f"\nmlx5 install churn ({label}), {N} installs + {N} deletes interleaved: "
           f"{res['installs_per_s']:,.0f} installs/s ({res['ops_per_s']:,.0f} install+forget "
           f"ops/s), latency p50 {res['p50_ms']:.1f} ms p99 {res['p99_ms']:.1f} ms")
@@ -178,11 +173,9 @@ def test_mlx5_install_churn_10k(benchmark: Any, guard: str) -> None:
 @pytest.mark.parametrize("guard", GUARDS)
 def test_mlx5_install_latency(benchmark: Any, guard: str) -> None:
     """One SA at a time through an idle queue: offer -> installed in mlx5."""
-    res = benchmark.pedantic(lambda: isolated(_env, guard, sa=gcm_sa()), rounds=1,
-                             iterations=1)
     label = _LABEL[guard]
-    benchmark.extra_info.update({k: round(v, 1) for k, v in res.items()})
-    _report[f"latency {label}"] = res
+    res = run_once(benchmark, lambda: isolated(_env, guard, sa=gcm_sa()), _report,
+                   f"latency {label}", digits=1)
     print(f"\nmlx5 install latency ({label}), idle queue: p50 {res['p50_us']:.0f} us "
           f"p99 {res['p99_us']:.0f} us")
 
@@ -213,12 +206,7 @@ def _churn(n: int = N, window: int = 1000) -> dict[str, float]:
                 adds += 1
             so.recv_nowait()
         t_sent = time.perf_counter()
-        offload_sync(off)
-        t1 = time.perf_counter()
-        lat = [nic.done[s] - t for s, t in t_send.items() if s in nic.done]
-        so.send(Message(SADB.FLUSH, 0).encode())
-        offload_sync(off)
-        off._check(quiescent=True)
+        t1, lat = settle_and_flush(off, so, nic, t_send)
         assert nic.outstanding() == {} and not nic.check_invariants()
         assert nic.sa_table.count == 0 and off.stats.drv_spi_in_use == 0
         forgets = off.stats.deinstalls
@@ -232,9 +220,7 @@ def _churn(n: int = N, window: int = 1000) -> dict[str, float]:
 
 def test_mlx5_pfkey_churn_10k(benchmark: Any) -> None:
     """10,000 SADB_ADD/SADB_DELETE operations with mlx5 installing."""
-    res = benchmark.pedantic(_churn, rounds=1, iterations=1)
-    benchmark.extra_info.update({k: round(v, 3) for k, v in res.items()})
-    _report["churn"] = res
+    res = run_once(benchmark, _churn, _report, "churn")
     print(f"\nmlx5 churn {N} PF_KEY ops ({res['adds']:.0f} adds, {res['deletes']:.0f} "
           f"deletes, {res['installed']:.0f} installed): {res['ops_per_s']:,.0f} ops/s sent, "
           f"{res['settled_ops_per_s']:,.0f} ops/s settled, {res['installs_per_s']:,.0f} "

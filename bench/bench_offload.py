@@ -40,12 +40,11 @@ from ipsec_accel.ifnet import IFCAP2_IPSEC_OFFLOAD_MASK, IfIpsecAccelMethods, If
 from ipsec_accel.ipsec_offload import IpsecOffload
 from ipsec_accel.taskqueue import TqMode
 from ipsec_accel.testing import offload_sync
-from offload_measure import burst, isolated, pct
+from offload_measure import burst, isolated, pct, run_once, settle_and_flush
 from pfkey.clock import FakeClock
 from pfkey.key import Key
 from pfkey.key_testing import add_msg, sa_req_msg
 from pfkey.keydb import secasvar
-from pfkey.message import Message
 from pfkey.pfkeyv2 import SADB
 
 N = 10_000
@@ -99,10 +98,8 @@ def _env() -> tuple[Key, IfnetRegistry, FastDriver]:
 @pytest.mark.parametrize("guard", ["taskqueue", "never"])
 def test_offload_install_burst_10k(benchmark: Any, guard: str) -> None:
     """10,000 offers back to back: installs/s and offer->installed latency."""
-    res = benchmark.pedantic(lambda: burst(_env, guard, N), rounds=1, iterations=1)
     label = "guarded" if guard == "taskqueue" else "direct"
-    benchmark.extra_info.update({k: round(v, 3) for k, v in res.items()})
-    _report[f"burst {label}"] = res
+    res = run_once(benchmark, lambda: burst(_env, guard, N), _report, f"burst {label}")
     print(f"\noffload install burst ({label} driver calls), {N} SAs: "
           f"{res['installs_per_s']:,.0f} installs/s (target >= 10,000/s), "
           f"latency p50 {res['p50_ms']:.1f} ms p99 {res['p99_ms']:.1f} ms")
@@ -111,10 +108,8 @@ def test_offload_install_burst_10k(benchmark: Any, guard: str) -> None:
 @pytest.mark.parametrize("guard", ["taskqueue", "never"])
 def test_offload_install_latency(benchmark: Any, guard: str) -> None:
     """One SA at a time through an idle queue: offer -> installed."""
-    res = benchmark.pedantic(lambda: isolated(_env, guard), rounds=1, iterations=1)
     label = "guarded" if guard == "taskqueue" else "direct"
-    benchmark.extra_info.update({k: round(v, 1) for k, v in res.items()})
-    _report[f"latency {label}"] = res
+    res = run_once(benchmark, lambda: isolated(_env, guard), _report, f"latency {label}", digits=1)
     print(f"\noffload install latency ({label}), idle queue: p50 {res['p50_us']:.0f} us "
           f"p99 {res['p99_us']:.0f} us")
 
@@ -146,9 +141,7 @@ def _sadb_add(n: int = N) -> dict[str, float]:
 
 def test_offload_sadb_add_10k(benchmark: Any) -> None:
     """SADB_ADD end to end with the offload attached (guarded calls)."""
-    res = benchmark.pedantic(_sadb_add, rounds=1, iterations=1)
-    benchmark.extra_info.update({k: round(v, 3) for k, v in res.items()})
-    _report["sadb_add"] = res
+    res = run_once(benchmark, _sadb_add, _report, "sadb_add")
     print(f"\nSADB_ADD + offload, {N} SAs: {res['adds_per_s']:,.0f} adds/s sent, "
           f"{res['installs_per_s']:,.0f} installs/s completed, latency p50 "
           f"{res['p50_ms']:.1f} ms p99 {res['p99_ms']:.1f} ms")
@@ -179,12 +172,7 @@ def _churn(n: int = N, seed: int = 1) -> dict[str, float]:
                 adds += 1
             so.recv_nowait()
         t_sent = time.perf_counter()
-        offload_sync(off)
-        t1 = time.perf_counter()
-        lat = [drv.done[s] - t for s, t in t_send.items() if s in drv.done]
-        so.send(Message(SADB.FLUSH, 0).encode())
-        offload_sync(off)
-        off._check(quiescent=True)
+        t1, lat = settle_and_flush(off, so, drv, t_send)
         assert drv.installs == drv.deinstalls and off.stats.drv_spi_in_use == 0
     finally:
         off.detach()
@@ -195,9 +183,7 @@ def _churn(n: int = N, seed: int = 1) -> dict[str, float]:
 
 def test_offload_churn_10k(benchmark: Any) -> None:
     """10,000 SADB_ADD/SADB_DELETE operations with the offload attached."""
-    res = benchmark.pedantic(_churn, rounds=1, iterations=1)
-    benchmark.extra_info.update({k: round(v, 3) for k, v in res.items()})
-    _report["churn"] = res
+    res = run_once(benchmark, _churn, _report, "churn")
     print(f"\nchurn {N} ops ({res['adds']:.0f} adds, {res['deletes']:.0f} deletes, "
           f"{res['installed']:.0f} installed before their delete): "
           f"{res['ops_per_s']:,.0f} ops/s sent, {res['settled_ops_per_s']:,.0f} ops/s settled, "

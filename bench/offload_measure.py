@@ -22,8 +22,12 @@ from ipsec_accel.testing import offload_sync
 from pfkey.key import Key
 from pfkey.key_testing import add_msg
 from pfkey.keydb import secasvar
+from pfkey.keysock import KeySocket
+from pfkey.message import Message
+from pfkey.pfkeyv2 import SADB
 
-__all__ = ["TimedDriver", "Env", "pct", "fill_sad", "burst", "isolated"]
+__all__ = ["TimedDriver", "Env", "pct", "run_once", "fill_sad", "burst", "isolated",
+           "settle_and_flush"]
 
 
 class TimedDriver(Protocol):
@@ -39,6 +43,17 @@ def pct(xs: list[float], p: float) -> float:
     """The p-th percentile (nearest rank) of ``xs``."""
     s = sorted(xs)
     return s[min(len(s) - 1, int(p / 100.0 * len(s)))]
+
+
+def run_once(benchmark: Any, fn: Callable[[], dict[str, float]], report: dict[str, Any],
+             name: str, digits: int = 3) -> dict[str, float]:
+    """Run ``fn`` once under pytest-benchmark (a 10,000-SA run is its own
+    repetition); its figures go, rounded to ``digits``, into the benchmark's
+    extra_info and, as measured, into ``report[name]``."""
+    res: dict[str, float] = benchmark.pedantic(fn, rounds=1, iterations=1)
+    benchmark.extra_info.update({k: round(v, digits) for k, v in res.items()})
+    report[name] = res
+    return res
 
 
 def fill_sad(key: Key, n: int, base: int = 0x1000, **sa: Any) -> list[secasvar]:
@@ -100,3 +115,18 @@ def isolated(env: Env, guard: str, n: int = 2000,
     finally:
         off.detach()
     return {"p50_us": pct(lat, 50) * 1e6, "p99_us": pct(lat, 99) * 1e6}
+
+
+def settle_and_flush(off: IpsecOffload, so: KeySocket, drv: TimedDriver,
+                     t_send: dict[int, float]) -> tuple[float, list[float]]:
+    """The end of a PF_KEY churn run: wait for the worker to settle (returns
+    that moment), take the SADB_ADD -> installed latency of each SA the
+    worker installed, then SADB_FLUSH, drain again and check the offload
+    layer quiescent.  Returns (settled time, latencies)."""
+    offload_sync(off)
+    t1 = time.perf_counter()
+    lat = [drv.done[s] - t for s, t in t_send.items() if s in drv.done]
+    so.send(Message(SADB.FLUSH, 0).encode())
+    offload_sync(off)
+    off._check(quiescent=True)
+    return t1, lat

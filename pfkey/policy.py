@@ -486,17 +486,8 @@ class _Parser:
         if tok.kind is not _T.MODE:
             raise self._syntax_error(tok)
         self.mode = tok.value
-        tok = self._next()
-        if tok.kind in end:                       # protocol/mode
-            self._push(tok)
-            self._finish_rule()
-            return
-        if tok.kind is not _T.SLASH:
-            raise self._syntax_error(tok)
-        tok = self._next()
-        if tok.kind in end:                       # protocol/mode/
-            self._push(tok)
-            self._finish_rule()
+        tok = self._slash_then()                  # protocol/mode, protocol/mode/
+        if tok is None:
             return
         if tok.kind is _T.SLASH:                  # protocol/mode//level
             tok = self._next()
@@ -505,21 +496,28 @@ class _Parser:
             self._finish_rule()                   # default reductions
             return
         self._addresses(tok)
-        tok = self._next()
-        if tok.kind in end:                       # protocol/mode/a-b
-            self._push(tok)
-            self._finish_rule()
-            return
-        if tok.kind is not _T.SLASH:
-            raise self._syntax_error(tok)
-        tok = self._next()
-        if tok.kind in end:                       # protocol/mode/a-b/
-            self._push(tok)
-            self._finish_rule()
+        tok = self._slash_then()                  # protocol/mode/a-b, protocol/mode/a-b/
+        if tok is None:
             return
         if not self._level(tok):
             raise self._syntax_error(tok)
         self._finish_rule()                       # protocol/mode/a-b/level
+
+    def _slash_then(self) -> Optional[_Tok]:
+        """The token after the next ``/``; or, where the rule ends before the
+        ``/`` or right after it, None with the rule finished (the end token is
+        pushed back for the caller)."""
+        end = (_T.PROTOCOL, _T.END)
+        tok = self._next()
+        if tok.kind not in end:
+            if tok.kind is not _T.SLASH:
+                raise self._syntax_error(tok)
+            tok = self._next()
+            if tok.kind not in end:
+                return tok
+        self._push(tok)
+        self._finish_rule()
+        return None
 
     def parse(self) -> None:
         tok = self._next()

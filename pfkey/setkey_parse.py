@@ -289,22 +289,12 @@ class _Run:
                          replies)
 
     def add(self) -> Statement:
-        self.ipaddropts()
-        src, dst = self.ipaddr(), self.ipaddr()
-        satype = self.protocol_spec(_SPI_TOKENS)
-        self.spi()
-        self.extension_spec(add=True)
-        self.expect(T.EOT)
+        src, dst, satype = self.sa_spec(add=True)
         return self._statement("add", self.built(setkeymsg_add(
             self.p, self.opt.pid, satype, src, dst, hwif_add_quirk=self.opt.hwif_add_quirk)))
 
     def get(self) -> Statement:
-        self.ipaddropts()
-        src, dst = self.ipaddr(), self.ipaddr()
-        satype = self.protocol_spec(_SPI_TOKENS)
-        self.spi()
-        self.extension_spec(add=False)
-        self.expect(T.EOT)
+        src, dst, satype = self.sa_spec(add=False)
         if self.p.mode != 0:
             self.warn("WARNING: mode is obsolete")
         return self._statement("get", self.built(setkeymsg_addr(
@@ -312,12 +302,7 @@ class _Run:
                                Replies.SADUMP)
 
     def delete(self) -> Statement:
-        self.ipaddropts()
-        src, dst = self.ipaddr(), self.ipaddr()
-        satype = self.protocol_spec(_SPI_TOKENS)
-        self.spi()
-        self.extension_spec(add=False)
-        self.expect(T.EOT)
+        src, dst, satype = self.sa_spec(add=False)
         if len(src) > 1 or len(dst) > 1:
             raise self.error("multiple address specified")
         if self.p.mode != 0:
@@ -368,6 +353,18 @@ class _Run:
                                 hwif=not self.opt.hwif_spd_quirk)
 
     # -- shared rules -------------------------------------------------------
+
+    def sa_spec(self, add: bool) -> tuple[list[Sockaddr], list[Sockaddr], int]:
+        """What add, get and delete share: ``ipaddropts ipaddr ipaddr
+        protocol_spec spi extension_spec EOT`` (add's extension_spec also takes
+        the algorithms).  Returns (src, dst, satype)."""
+        self.ipaddropts()
+        src, dst = self.ipaddr(), self.ipaddr()
+        satype = self.protocol_spec(_SPI_TOKENS)
+        self.spi()
+        self.extension_spec(add=add)
+        self.expect(T.EOT)
+        return src, dst, satype
 
     def header(self, mtype: int, satype: int) -> Message:
         return setkeymsg0(mtype, satype, self.opt.pid)

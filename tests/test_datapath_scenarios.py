@@ -20,6 +20,7 @@ from ipsec_accel.pcap import read_esp_sa, read_pcap
 from pfkey.key_testing import add_msg, drain, hdr_msg, lifetimes
 from pfkey.keydb import DEAD, DYING
 from pfkey.pfkeyv2 import SADB, SADB_AALG, SADB_EALG, SADB_EXT, SADB_SATYPE
+from thread_helpers import run_threads
 
 PROFILES = ("mlx5", "ixgbe", "ixgbevf", "netdevsim", "chelsio")
 KEY = "0x" + bytes(range(0x20, 0x34)).hex()
@@ -340,14 +341,9 @@ def test_host_path_hooks_without_the_wire(profile: str, ipsec: bool, path: str) 
 def test_counters_exact_with_two_sending_threads() -> None:
     """Statistics are counter(9)-like (one slot per thread, summed when
     read): two threads pushing through one host lose no count."""
-    import threading
     with Lab.build("mlx5") as lab:
         lab.install_transport()
-        ts = [threading.Thread(target=lab.push, args=(300, 100)) for _ in range(2)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
+        run_threads(lab.push, [(300, 100)] * 2)
         assert lab.stats("a")["accel.out_packet"] == 600
         assert lab.stats("b")["accel.in_packet"] == 600
         assert lab.stats("a")["ip.ips_localout"] == 600

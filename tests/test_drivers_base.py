@@ -9,7 +9,6 @@ counters into ipsec_accel_drv_sa_lifetime_update); linux_xfrm_offload.md §1
 from __future__ import annotations
 
 import errno
-import threading
 import time
 
 import pytest
@@ -35,6 +34,7 @@ from ipsec_accel.esp_encap import (
 from pfkey.ipsec import IPSEC_MODE
 from pfkey.keydb import DEAD, seclifetime
 from pfkey.pfkeyv2 import SADB_AALG, SADB_EALG, SADB_SAFLAGS
+from thread_helpers import run_threads
 
 PKT = udp_packet("10.0.0.1", "10.0.0.2", 1000, 2000, b"payload bytes " * 5)
 
@@ -461,11 +461,7 @@ def test_concurrent_tx_counters_add_up() -> None:
         for _ in range(n):
             nic.if_transmit(nic.ifp, tagged(PKT, 3))
 
-    ts = [threading.Thread(target=run) for _ in range(threads)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    run_threads(run, [()] * threads)
     nic.poll_now()
     assert key.updates[-1][3:] == (n * threads * len(PKT), n * threads)
     assert len(cap) == n * threads

@@ -31,6 +31,7 @@ from ipsec_accel.testing import OffloadRig, wait_for
 from pfkey.key_testing import add_msg, sa_req_msg
 from pfkey.keydb import DEAD
 from pfkey.pfkeyv2 import SADB
+from thread_helpers import run_threads
 
 PKT = udp_packet("10.0.0.1", "10.0.0.2", 1, 2, b"f" * 32)
 
@@ -146,6 +147,17 @@ class _Race:
         elif x < 0.35:
             time.sleep(0.0002)
 
+    def add_and_delete(self, n: int, p_delete: float) -> None:
+        """``n`` SADB_ADDs, each followed with probability ``p_delete`` (after a
+        jitter) by its SADB_DELETE; the sockets drained every 200."""
+        for i in range(n):
+            spi = self.add()
+            if self.rng.random() < p_delete:
+                self.jitter()
+                self.delete(spi)
+            if i % 200 == 199:
+                self.drain_sockets()
+
     def drain_sockets(self) -> None:
         self.rig.so.recv_all()
         self.so2.recv_all()
@@ -212,13 +224,7 @@ def _delete_during_install(r: _Race, n: int) -> None:
         return None
 
     r.nic.faults.set_default("if_sa_newkey", Fault.call(in_driver))
-    for i in range(n):
-        spi = r.add()
-        if r.rng.random() < 0.6:
-            r.jitter()
-            r.delete(spi)
-        if i % 200 == 199:
-            r.drain_sockets()
+    r.add_and_delete(n, p_delete=0.6)
 
 
 def _ifdown_during_install(r: _Race, n: int) -> None:
@@ -266,13 +272,7 @@ def _driver_hang(r: _Race, n: int) -> None:
     r.nic.faults.randomize("if_sa_newkey", p_hang=0.01, p_raise=0.02, p_fail=0.03,
                            errnos=(errno.ENOMEM, errno.EOPNOTSUPP))
     r.nic.faults.randomize("if_sa_deinstall", p_hang=0.01)
-    for i in range(n):
-        spi = r.add()
-        if r.rng.random() < 0.5:
-            r.jitter()
-            r.delete(spi)
-        if i % 200 == 199:
-            r.drain_sockets()
+    r.add_and_delete(n, p_delete=0.5)
 
 
 RACES = {
@@ -341,11 +341,7 @@ def test_counters_add_up_under_concurrency(race_factory: Callable[..., _Race]) -
             h = handles[(j + k) % 4]
             nic.if_transmit(nic.ifp, tagged(PKT, h.drv_spi))    # type: ignore[union-attr]
 
-    ts = [threading.Thread(target=run, args=(k,)) for k in range(2)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    run_threads(run, [(0,), (1,)])
     nic.stop_poll()
     nic.poll_now()
     assert sum(s.accel_hw_allocs for s in savs) == 2 * n

@@ -13,7 +13,6 @@ scapy in test_esp_scapy.py.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,8 +22,9 @@ from ipsec_accel.packet import parse
 from ipsec_accel.xform_esp import EspState
 from ipsec_accel.esp_encap import esp_input_packet, esp_transport_output, esp_tunnel_output
 from pfkey.pfkeyv2 import SADB_EALG, SADB_SAFLAGS
+from shared_corpus import SHARED_CORPUS
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "esp_vectors.md"
+CORPUS = SHARED_CORPUS / "esp_vectors.md"
 pytestmark = pytest.mark.skipif(not CORPUS.exists(), reason=f"{CORPUS} not present")
 
 

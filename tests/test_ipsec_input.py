@@ -26,14 +26,6 @@ def _tagged(pkt: bytes, drv_spi: int) -> Mbuf:
 
 
 @pytest.fixture
-def lab() -> Lab:
-    lb = Lab.build("generic")
-    lb.install_transport()
-    yield lb
-    lb.shutdown()
-
-
-@pytest.fixture
 def swlab() -> Lab:
     """Both NICs without IPSEC: everything in software, frames pass up untouched."""
     lb = Lab.build("generic", ipsec=False)

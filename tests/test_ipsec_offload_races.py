@@ -17,11 +17,13 @@ Interleavings are whatever the scheduler produces; nothing asserts timing.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import itertools
 import random
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -59,6 +61,40 @@ def _flaky(rng: random.Random, lock: threading.Lock, reject: float = 0.1,
             time.sleep(d)
         return errno.EOPNOTSUPP if r < reject else 0
     return outcome
+
+
+@contextlib.contextmanager
+def _meanwhile(action: Callable[[random.Random], None], seed: int) -> Iterator[None]:
+    """Run ``action(rng)`` over and over on another thread (a short random
+    pause between calls) for as long as the ``with`` body runs; an exception
+    there fails the test once the thread is joined."""
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def loop() -> None:
+        lrng = random.Random(seed)
+        try:
+            while not stop.is_set():
+                action(lrng)
+                time.sleep(lrng.random() * 0.0005)
+        except BaseException as e:          # pragma: no cover - reported below
+            errors.append(e)
+
+    t = threading.Thread(target=loop)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join()
+    assert not errors, errors
+
+
+def _runs(seed: int, slow_n: int = N_SLOW) -> list[Any]:
+    """(n, seed) of a race test's default run and of its ``@slow`` soak
+    (``make test-slow``), which has a seed of its own."""
+    return [pytest.param(N, seed, id="default"),
+            pytest.param(slow_n, seed + 1, marks=pytest.mark.slow, id="slow")]
 
 
 def _finish(r: OffloadRig) -> None:
@@ -99,16 +135,12 @@ def _delete_during_install(r: OffloadRig, n: int, seed: int) -> None:
     _finish(r)
 
 
-def test_race_delete_during_install(make_offload_rig) -> None:
+@pytest.mark.parametrize("n, seed", _runs(1))
+def test_race_delete_during_install(make_offload_rig, n: int, seed: int) -> None:
     """ipsec_accel_forget_sav_impl vs ipsec_accel_sa_newkey_act: SADB_DELETE
     from the PF_KEY thread at random points of the install (before the task,
     inside the driver call, after it)."""
-    _delete_during_install(make_offload_rig(TqMode.THREAD, verbose=False), N, 1)
-
-
-@pytest.mark.slow
-def test_race_delete_during_install_slow(make_offload_rig) -> None:
-    _delete_during_install(make_offload_rig(TqMode.THREAD, verbose=False), N_SLOW, 2)
+    _delete_during_install(make_offload_rig(TqMode.THREAD, verbose=False), n, seed)
 
 
 # -- ifdown during install -------------------------------------------------------------
@@ -122,21 +154,11 @@ def _ifdown_during_install(r: OffloadRig, n: int, seed: int) -> None:
         d.set_default("if_sa_newkey", _flaky(rng, lock))
         d.set_default("if_spdadd", _flaky(rng, lock))
         nics.append(r.nic(name, driver=d))
-    stop = threading.Event()
-    errors: list[BaseException] = []
 
-    def downer() -> None:
-        lrng = random.Random(seed + 1)
-        try:
-            while not stop.is_set():
-                r.key.ipsec_accel_on_ifdown(lrng.choice(nics))   # the driver's stop path
-                time.sleep(lrng.random() * 0.0005)
-        except BaseException as e:          # pragma: no cover - reported below
-            errors.append(e)
+    def down(lrng: random.Random) -> None:
+        r.key.ipsec_accel_on_ifdown(lrng.choice(nics))   # the driver's stop path
 
-    t = threading.Thread(target=downer)
-    t.start()
-    try:
+    with _meanwhile(down, seed + 1):
         for i in range(n):
             spi = 0x1000 + i
             r.add_sa(spi)
@@ -147,26 +169,18 @@ def _ifdown_during_install(r: OffloadRig, n: int, seed: int) -> None:
                 r.delete_sa(spi)
             if i % 250 == 249:
                 r.off._check()
-    finally:
-        stop.set()
-        t.join()
-    assert not errors, errors
     r.sync()
     r.off._check(quiescent=True)
     _finish(r)
 
 
-def test_race_ifdown_during_install(make_offload_rig) -> None:
+@pytest.mark.parametrize("n, seed", _runs(3))
+def test_race_ifdown_during_install(make_offload_rig, n: int, seed: int) -> None:
     """ipsec_accel_on_ifdown_impl (a driver thread) vs the install and add
     tasks: the marker walks run concurrently with handle creation; handles an
     install records after the walk passed stay on the down interface until
     the SA goes (FreeBSD's race, reproduced) -- and are then deinstalled."""
-    _ifdown_during_install(make_offload_rig(TqMode.THREAD, verbose=False), N, 3)
-
-
-@pytest.mark.slow
-def test_race_ifdown_during_install_slow(make_offload_rig) -> None:
-    _ifdown_during_install(make_offload_rig(TqMode.THREAD, verbose=False), N_SLOW, 4)
+    _ifdown_during_install(make_offload_rig(TqMode.THREAD, verbose=False), n, seed)
 
 
 # -- capability toggle -----------------------------------------------------------------
@@ -178,23 +192,12 @@ def _capability_toggle(r: OffloadRig, n: int, seed: int) -> None:
     d.set_default("if_sa_newkey", _flaky(rng, lock))
     nic = r.nic("tnic0", driver=d)
     r.nic("tnic1")
-    stop = threading.Event()
-    errors: list[BaseException] = []
+    flips = itertools.cycle((False, True))
 
-    def toggler() -> None:
-        lrng = random.Random(seed + 1)
-        on = True
-        try:
-            while not stop.is_set():
-                on = not on
-                assert r.ifnets.if_setipsec(nic, on) == 0    # mlx5-like: on_ifdown when off
-                time.sleep(lrng.random() * 0.0005)
-        except BaseException as e:          # pragma: no cover
-            errors.append(e)
+    def toggle(lrng: random.Random) -> None:
+        assert r.ifnets.if_setipsec(nic, next(flips)) == 0    # mlx5-like: on_ifdown when off
 
-    t = threading.Thread(target=toggler)
-    t.start()
-    try:
+    with _meanwhile(toggle, seed + 1):
         for i in range(n):
             spi = 0x1000 + i
             r.add_sa(spi)
@@ -205,26 +208,18 @@ def _capability_toggle(r: OffloadRig, n: int, seed: int) -> None:
                 r.spdadd(src=_net(i // 100))
             if i % 250 == 249:
                 r.off._check()
-    finally:
-        stop.set()
-        t.join()
-    assert not errors, errors
     r.ifnets.if_setipsec(nic, True)
     _finish(r)
 
 
-@pytest.mark.parametrize("ext", [(), ("reoffer",)])
-def test_race_capability_toggle(make_offload_rig, ext) -> None:
+@pytest.mark.parametrize("ext, n, seed", [
+    pytest.param((), N, 5, id="freebsd"), pytest.param(("reoffer",), N, 5, id="reoffer"),
+    pytest.param(("reoffer",), N_SLOW, 6, marks=pytest.mark.slow, id="reoffer-slow")])
+def test_race_capability_toggle(make_offload_rig, ext, n: int, seed: int) -> None:
     """mlx5-like SIOCSIFCAPNV (on_ifdown, toggle) from another thread while
     SAs and SPs come and go -- FreeBSD's behaviour and with re-offers."""
     _capability_toggle(make_offload_rig(TqMode.THREAD, verbose=False, extensions=list(ext)),
-                       N, 5)
-
-
-@pytest.mark.slow
-def test_race_capability_toggle_slow(make_offload_rig) -> None:
-    _capability_toggle(make_offload_rig(TqMode.THREAD, verbose=False,
-                                        extensions=["reoffer"]), N_SLOW, 6)
+                       n, seed)
 
 
 # -- driver hang -----------------------------------------------------------------------
@@ -270,18 +265,13 @@ def _driver_hang(r: OffloadRig, n: int, seed: int) -> None:
     _finish(r)
 
 
-def test_race_driver_hang(make_offload_rig) -> None:
+@pytest.mark.parametrize("n, seed", _runs(7, slow_n=N_SLOW // 4))
+def test_race_driver_hang(make_offload_rig, n: int, seed: int) -> None:
     """Driver calls that hang (past drv_timeout), raise or fail, at random:
     the worker thread survives, stuck calls are abandoned and reconciled
     when they return, and nothing is left behind."""
     _driver_hang(make_offload_rig(TqMode.THREAD, verbose=False, drv_timeout=0.005,
-                                  extensions=["free_drv_spi_on_error"]), N, 7)
-
-
-@pytest.mark.slow
-def test_race_driver_hang_slow(make_offload_rig) -> None:
-    _driver_hang(make_offload_rig(TqMode.THREAD, verbose=False, drv_timeout=0.005,
-                                  extensions=["free_drv_spi_on_error"]), N_SLOW // 4, 8)
+                                  extensions=["free_drv_spi_on_error"]), n, seed)
 
 
 _ = TestDriver

@@ -47,14 +47,6 @@ def _tap(lab: Lab, host: str = "a") -> list[tuple[object, Mbuf]]:
     return seen
 
 
-@pytest.fixture
-def lab() -> Lab:
-    lb = Lab.build("generic")
-    lb.install_transport()
-    yield lb
-    lb.shutdown()
-
-
 def test_offloaded_packet_goes_out_in_clear_with_its_drv_spi(lab: Lab) -> None:
     """§8 steps 3, 5, 7: a HANDLED handle on exactly this ifnet -> the
     plaintext packet leaves ip_output with the handle's drv_spi and the NIC

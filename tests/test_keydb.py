@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import itertools
+from typing import Any, Callable, Iterable, Mapping
 
 import pytest
 
@@ -23,16 +24,24 @@ SP_STATES = (IPSEC_SPSTATE_DEAD, IPSEC_SPSTATE_LARVAL, IPSEC_SPSTATE_ALIVE, 3,
              IPSEC_SPSTATE_IFNET)
 
 
+def _check_table_is_the_only_way(states: Iterable[int], events: Iterable[Any],
+                                 table: Mapping[tuple[int, Any], int],
+                                 next_state: Callable[[int, Any], int]) -> None:
+    """Every (state, event) pair either has a row in ``table``, which
+    ``next_state`` returns, or ``next_state`` raises StateTransitionError."""
+    for state, event in itertools.product(states, events):
+        want = table.get((state, event))
+        if want is None:
+            with pytest.raises(StateTransitionError):
+                next_state(state, event)
+        else:
+            assert next_state(state, event) == want
+
+
 def test_sa_table_is_the_only_way() -> None:
     """keydb SA state machine: every (state, event) pair either has a row in
     SA_STATE_TABLE or raises StateTransitionError; DEAD is final."""
-    for state, event in itertools.product(SA_STATES, SAEvent):
-        want = SA_STATE_TABLE.get((state, event))
-        if want is None:
-            with pytest.raises(StateTransitionError):
-                sa_next_state(state, event)
-        else:
-            assert sa_next_state(state, event) == want
+    _check_table_is_the_only_way(SA_STATES, SAEvent, SA_STATE_TABLE, sa_next_state)
     assert not [k for k in SA_STATE_TABLE if k[0] == DEAD]
 
 
@@ -53,13 +62,7 @@ def test_sa_table_lifecycle_rows() -> None:
 def test_sp_table() -> None:
     """keydb SP state machine: LARVAL -> ALIVE / IFNET, ALIVE -> DEAD,
     IFNET -> DEAD only by unregistering; nothing else."""
-    for state, event in itertools.product(SP_STATES, SPEvent):
-        want = SP_STATE_TABLE.get((state, event))
-        if want is None:
-            with pytest.raises(StateTransitionError):
-                sp_next_state(state, event)
-        else:
-            assert sp_next_state(state, event) == want
+    _check_table_is_the_only_way(SP_STATES, SPEvent, SP_STATE_TABLE, sp_next_state)
     with pytest.raises(StateTransitionError):
         sp_next_state(IPSEC_SPSTATE_IFNET, SPEvent.DETACH)
 

@@ -20,6 +20,7 @@ from pfkey.key_testing import (
     spd_msg, spdid_msg, update_msg,
 )
 from pfkey.pfkeyv2 import SADB
+from thread_helpers import run_threads
 
 KEYS = {E.KEY_AUTH, E.KEY_ENCRYPT}
 
@@ -293,11 +294,7 @@ def test_concurrent_senders_keep_database_consistent() -> None:
                 so.recv_all()
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    run_threads(worker, [(n,) for n in range(4)], 60)
     assert not errors
     h.key._check()
     larval = [s for s in h.key.savhash.values() if s.state == 0]

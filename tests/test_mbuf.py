@@ -13,6 +13,7 @@ from ipsec_accel.mbuf import (
     PACKET_TAG_IPSEC_ACCEL_OUT, PACKET_TAG_IPSEC_IN_DONE, PACKET_TAG_IPSEC_OUT_DONE, IfSndTagSw,
     Mbuf, MTag, Zone, ZoneExhausted,
 )
+from thread_helpers import run_threads
 
 
 @pytest.fixture
@@ -157,11 +158,7 @@ def test_zone_counts_are_exact_under_threads() -> None:
             assert t is not None
             mb.m_tag_free(t)
 
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(10)
+    run_threads(worker, [()] * 4, 10)
     st = z.stats
     assert (st.requests, st.frees, st.used, st.bytes) == (12000, 12000, 0, 0)
 
@@ -184,11 +181,7 @@ def test_zone_lock_free_path_counts_exactly_under_threads() -> None:
             z.free(t, 56)
         seen.append(1)
 
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(20)
+    run_threads(worker, [()] * 4, 20)
     st = z.stats
     assert len(seen) == 4
     assert (st.requests, st.frees, st.used, st.bytes) == (16000, 16000, 0, 0)
@@ -364,11 +357,7 @@ def test_send_tag_references_exact_under_threads_and_one_destroy() -> None:
             mb.m_set_snd_tag(m, mst)
             mb.m_freem(m)
 
-    ts = [threading.Thread(target=packets) for _ in range(4)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(20)
+    run_threads(packets, [()] * 4, 20)
     assert mst.refcount == 1 and not freed
 
     got: list[int] = []

@@ -15,7 +15,6 @@ from __future__ import annotations
 import calendar
 import re
 from datetime import timedelta, timezone
-from pathlib import Path
 from typing import Optional, Sequence
 
 import pytest
@@ -33,8 +32,9 @@ from pfkey.pfkey_dump import (
     str_time,
 )
 from pfkey.pfkeyv2 import SADB, SADB_EXT as E
+from shared_corpus import SETKEY_CORPUS
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "setkey" / "dump_outputs.md"
+CORPUS = SETKEY_CORPUS / "dump_outputs.md"
 
 ESP, AH, IPCOMP, TCP = 3, 2, 9, 11
 TRANSPORT, TUNNEL = 1, 2
@@ -204,12 +204,6 @@ def test_d1_spdump_bsdrp_static_tunnel() -> None:
     assert "".join(pfkey_spdump(m) for m in d1_messages()) == D1_EXPECTED
 
 
-@needs_corpus
-def test_d1_matches_corpus() -> None:
-    """pfkey_spdump: D1 as the web page shows it (TABs expanded, trailing blanks lost)."""
-    assert as_web_page(D1_EXPECTED) == corpus_block("D1")[1:]
-
-
 D2_CREATED = utc(2017, 10, 30, 9, 52, 57)
 D2_NOW = D2_CREATED + 80
 
@@ -249,12 +243,6 @@ def test_d2_sadump_bsdrp_aes_gcm() -> None:
     countdown, the 20-byte key with salt in 4-byte groups, unused SA's blank
     last:)."""
     assert "".join(pfkey_sadump(m, now=D2_NOW) for m in d2_messages()) == D2_EXPECTED
-
-
-@needs_corpus
-def test_d2_matches_corpus() -> None:
-    """pfkey_sadump: D2 as the web page shows it."""
-    assert as_web_page(D2_EXPECTED) == corpus_block("D2")[1:]
 
 
 D3_EXPECTED = (
@@ -299,12 +287,6 @@ def test_d3_spdump_if_ipsec_ifnet_scope() -> None:
     assert out == D3_EXPECTED
 
 
-@needs_corpus
-def test_d3_matches_corpus() -> None:
-    """pfkey_spdump: D3 as the web page shows it."""
-    assert as_web_page(D3_EXPECTED) == corpus_block("D3")[1:]
-
-
 D4_CREATED = utc(2017, 12, 1, 23, 48, 30)
 D4_NOW = utc(2017, 12, 1, 23, 50, 15)
 D4_USED = utc(2017, 12, 1, 23, 49, 50)
@@ -347,9 +329,13 @@ def test_d4_sadump_after_traffic() -> None:
 
 
 @needs_corpus
-def test_d4_matches_corpus() -> None:
-    """pfkey_sadump: D4 as the web page shows it."""
-    assert as_web_page(D4_EXPECTED) == corpus_block("D4")[1:]
+@pytest.mark.parametrize("title, expected", [("D1", D1_EXPECTED), ("D2", D2_EXPECTED),
+                                             ("D3", D3_EXPECTED), ("D4", D4_EXPECTED)],
+                         ids=["D1", "D2", "D3", "D4"])
+def test_d1_to_d4_match_corpus(title: str, expected: str) -> None:
+    """pfkey_spdump (D1, D3) and pfkey_sadump (D2, D4) as the web page shows
+    them (TABs expanded, trailing blanks lost)."""
+    assert as_web_page(expected) == corpus_block(title)[1:]
 
 
 # D5 and D6 are libreswan console captures: real TABs and trailing blanks,

@@ -10,8 +10,6 @@ reference pfkey_setkey_reference.md §D.2.
 
 from __future__ import annotations
 
-import glob
-import os
 import pickle
 import re
 import struct
@@ -30,12 +28,12 @@ from pfkey.ipsec_strerror import EIPSEC, IPSEC_ERRMSG, ipsec_strerror
 from pfkey.policy import (
     PolicyError, inet_aton, ipsec_get_policylen, ipsec_set_policy, ipsec_set_policy_buf,
 )
+from shared_corpus import SETKEY_CORPUS as CORPUS
 
 IN, OUT = IPSEC_DIR.INBOUND, IPSEC_DIR.OUTBOUND
 TRANSPORT, TUNNEL = IPSEC_MODE.TRANSPORT, IPSEC_MODE.TUNNEL
 DEFAULT, USE, REQUIRE, UNIQUE = (IPSEC_LEVEL.DEFAULT, IPSEC_LEVEL.USE, IPSEC_LEVEL.REQUIRE,
                                  IPSEC_LEVEL.UNIQUE)
-CORPUS = "/work/shared/corpus/setkey"
 
 
 def no_ifaces(name: str) -> int:
@@ -507,12 +505,11 @@ def corpus_policies() -> list[tuple[str, str]]:
     stopped by another character -- ``[``, ``\\`` -- never reach libipsec:
     setkey's own lexer fails first.)"""
     found = []
-    for path in sorted(glob.glob(os.path.join(CORPUS, "*.conf"))):
-        with open(path, encoding="utf-8") as f:
-            text = _strip_comments(f.read())
+    for path in sorted(CORPUS.glob("*.conf")):
+        text = _strip_comments(path.read_text(encoding="utf-8"))
         for m in _SETKEY_PL.finditer(text):
             if m.group(2) == ";":
-                found.append((os.path.basename(path), m.group(1)))
+                found.append((path.name, m.group(1)))
     return found
 
 

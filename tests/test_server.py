@@ -19,7 +19,6 @@ import stat
 import struct
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -36,6 +35,7 @@ from pfkey import FakeClock, PfkeyError, decode
 from pfkey.errors import FREEBSD_ERRNO
 from pfkey.key_testing import add_msg, hdr_msg
 from pfkey.pfkeyv2 import SADB, SADB_SATYPE
+from thread_helpers import run_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 W = FREEBSD_ERRNO
@@ -358,11 +358,7 @@ def test_many_clients_at_once(clean: Daemon) -> None:
         except BaseException as exc:   # noqa: BLE001
             errors.append(exc)
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(12)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(TIMEOUT * 3)
+    run_threads(worker, [(n,) for n in range(12)], TIMEOUT * 3)
     assert not errors, errors
     r = setkey("--socket", str(clean.path), "-D")
     assert r.stdout.count("sadb_seq=") == 300

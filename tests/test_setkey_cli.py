@@ -35,10 +35,10 @@ from pfkey.pfkeyv2 import SADB
 from pfkey.setkey_netdb import Resolver
 from pfkey.setkey_parse import SetkeyParseError, SetkeyParser
 from pfkey.spd import SecPolicyIndex
+from shared_corpus import SETKEY_CORPUS as CORPUS
 from tools import setkey
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "corpus" / "setkey"
 PID = 4242
 HAVE_OFFLOAD = importlib.util.find_spec("ipsec_accel.ipsec_offload") is not None
 

@@ -17,7 +17,6 @@ without an "eth0"), so nothing here touches the host's DNS.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -25,8 +24,8 @@ from pfkey import Message, decode
 from pfkey.pfkeyv2 import SADB, SADB_EXT as E
 from pfkey.setkey_netdb import FREEBSD_PROTOCOLS, Resolver
 from pfkey.setkey_parse import SetkeyParseError, SetkeyParser, Statement
+from shared_corpus import SETKEY_CORPUS as CORPUS
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "setkey"
 FILES = sorted(p.name for p in CORPUS.glob("*.conf")) if CORPUS.is_dir() else []
 
 pytestmark = pytest.mark.skipif(len(FILES) != 52, reason="shared corpus not available")

@@ -11,6 +11,7 @@ from typing import Any, Iterator
 import pytest
 
 from ipsec_accel.taskqueue import USHRT_MAX, Task, TaskQueue, TqMode, taskqueue_create
+from thread_helpers import run_threads
 
 T = 5.0   # generous bound for every wait; tests never rely on it being short
 
@@ -312,11 +313,7 @@ def test_many_producers_every_task_runs_exactly_once(tq: TaskQueue) -> None:
         for i in range(500):
             tq.enqueue(Task(fn, (pid, i)))
 
-    threads = [threading.Thread(target=producer, args=(p,)) for p in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(T)
+    run_threads(producer, [(p,) for p in range(4)], T)
     assert tq.quiesce(T)
     assert len(seen) == 2000
     for p in range(4):

@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from ipsec_accel.unr import UNR_FAILED, UnrAllocator, UnrError, new_unrhdr
+from thread_helpers import run_threads
 
 DRV_SPI_MIN, DRV_SPI_MAX = 3, 0xFFFF
 
@@ -146,12 +147,8 @@ def test_concurrent_alloc_free_never_hands_out_a_unit_twice() -> None:
                 live.discard(x)
             u.free_unr(x)
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-        assert not t.is_alive()
+    threads = run_threads(worker, [(i,) for i in range(4)], 30)
+    assert not any(t.is_alive() for t in threads)
     assert errors == []
     assert u.in_use == 0
 

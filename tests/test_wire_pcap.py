@@ -16,6 +16,7 @@ from ipsec_accel.pcap import (
     esp_sa_fields, esp_sa_line, ether_frame, read_esp_sa, read_pcap, write_esp_sa,
 )
 from ipsec_accel.wire import Wire
+from thread_helpers import run_threads
 
 IP4 = bytes.fromhex("4500001c000100004011f96a0a0000010a000002") + bytes.fromhex("0035003500080000")
 IP6 = bytes.fromhex("6000000000083b40") + bytes(15) + b"\x01" + bytes(15) + b"\x02" + bytes(8)
@@ -197,11 +198,7 @@ def test_wire_counts_are_exact_with_concurrent_senders() -> None:
         for _ in range(1000):
             port.send(IP4)          # type: ignore[attr-defined]
 
-    ts = [threading.Thread(target=sender, args=(p,)) for p in (w.a, w.b)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(10)
+    run_threads(sender, [(w.a,), (w.b,)], 10)
     assert len(got) == 2000 and w.stats.packets == (1000, 1000)
     assert len(read_pcap(io.BytesIO(buf.getvalue())).records) == 2000
 

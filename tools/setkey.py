@@ -283,25 +283,25 @@ def open_embedded(host: Any, *, own: bool, rcvbuf: Optional[int] = None) -> Kern
                   close=host.stop if own else (lambda: None))
 
 
+def _setsockopt_ok(setsockopt: Callable[[int], object]) -> Callable[[int], bool]:
+    """A buffer setter for _pfkey_open_buffers: True if setsockopt took the
+    size, False if it failed (OSError)."""
+
+    def set_size(n: int) -> bool:
+        try:
+            setsockopt(n)
+            return True
+        except OSError:
+            return False
+    return set_size
+
+
 def open_daemon(path: str, *, clock: Clock, rcvbuf: Optional[int] = None) -> Kernel:
     from ipsec_accel.pfkey_client import PfkeyClientSocket
     so = PfkeyClientSocket(path)
     try:
-        def setrcv(n: int) -> bool:
-            try:
-                so.setsockopt_rcvbuf(n)
-                return True
-            except OSError:
-                return False
-
-        def setsnd(n: int) -> bool:
-            try:
-                so.setsockopt_sndbuf(n)
-                return True
-            except OSError:
-                return False
-
-        _pfkey_open_buffers(setrcv, setsnd, so.rcvbuf, 0)
+        _pfkey_open_buffers(_setsockopt_ok(so.setsockopt_rcvbuf),
+                            _setsockopt_ok(so.setsockopt_sndbuf), so.rcvbuf, 0)
         if rcvbuf is not None:
             so.setsockopt_rcvbuf(rcvbuf)
         names = so.if_names()

@@ -111,24 +111,23 @@ class _Parser(argparse.ArgumentParser):
         super().print_help(file if file is not None else self.out)
 
 
-def _positive(text: str) -> int:
-    try:
-        v = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
-    return v
+def _int_at_least(low: int, complaint: str) -> Callable[[str], int]:
+    """An argparse ``type``: an integer (any base ``int(x, 0)`` reads) of at
+    least ``low``; ``complaint`` says what is wrong with a smaller one."""
+
+    def convert(text: str) -> int:
+        try:
+            v = int(text, 0)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if v < low:
+            raise argparse.ArgumentTypeError(f"{complaint}: {text}")
+        return v
+    return convert
 
 
-def _nonneg(text: str) -> int:
-    try:
-        v = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
-    return v
+_positive = _int_at_least(1, "must be at least 1")
+_nonneg = _int_at_least(0, "must not be negative")
 
 
 def _nic_option(text: str) -> tuple[str, Any]:
