@@ -672,13 +672,7 @@ __all__ = [n for n in list(globals())
 # keeps working everywhere.  Type checkers see ordinary imports.
 _MOVED: dict[str, str] = {
     "IfClone": "if_clone", "CloneCreateFn": "if_clone", "CloneDestroyFn": "if_clone",
-    "_prefix_unit_match": "if_clone", "_name2unit": "if_clone",
-    "_lo_clone_create": "if_clone", "_lo_clone_destroy": "if_clone",
     "IfnetRegistry": "ifnet_registry",
-    # vlan(4) names this module imported for the registry before the split
-    "VLAN_IFFLAGS": "if_vlan", "IfVlan": "if_vlan", "VlanTrunk": "if_vlan",
-    "_vlan_clone_create": "if_vlan", "_vlan_clone_destroy": "if_vlan",
-    "_vlan_clone_match": "if_vlan", "vlan_capabilities": "if_vlan",
 }
 
 if TYPE_CHECKING:
