@@ -60,18 +60,25 @@ Speed: AEAD output has an inlined common path (DESIGN.md §6 budget: about 2x
 the raw AEAD call) and falls back to ``_output_full`` for explicit sequence
 numbers or IVs, ESN, accounting, random padding, counter wrap and sizes near
 IP_MAXPACKET.  Whole-packet transport/tunnel/NAT-T helpers live in :mod:`esp_encap`.
+
+Modules (split by concept; this one stays the entry point and re-exports
+every public name, so ``from ipsec_accel.xform_esp import ...`` is all a
+user needs):
+
+* this module: wire constants, the size helpers (``esp_hdrsiz``,
+  ``esp_exact_size``) and :class:`EspState`;
+* :mod:`ipsec_accel.esp_stat`: ``struct espstat`` and the drop exceptions.
 """
 
 from __future__ import annotations
 
-import errno as _errno
 import hashlib
 import hmac
 import itertools
 import os
 import struct
 import threading
-from typing import ClassVar, Final, NoReturn
+from typing import Final, NoReturn
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -80,6 +87,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from pfkey.ipsec import IPSEC_MODE
 from pfkey.pfkeyv2 import AF_INET, AF_INET6, SADB_AALG, SADB_SAFLAGS, SADB_X_EXT_PMASK
 
+from .esp_stat import (
+    ESPSTAT_FIELDS, EspBadAuth, EspBadEnc, EspBadIlen, EspDummy, EspError, EspHdrops,
+    EspNotDb, EspReplay, EspReplayWrap, EspSeqWrap, EspStat, EspTooBig,
+)
 from .xform import (
     AUTH_HMAC, EALG_MAX_BLOCK_LEN, KIND_CBC, KIND_CHACHA, KIND_CTR, KIND_GCM,
     KIND_GMAC, KIND_NULL, AuthHash, EncXform, XformInitError, esp_init_algorithms,
@@ -104,120 +115,6 @@ _AAD_ESN = struct.Struct("!III")   # SPI, seq_hi, seq_lo
 _NONCE = struct.Struct("!4sQ")     # salt, counter IV
 _U32 = struct.Struct("!I")
 _ZERO_ICV12: Final = bytes(12)
-
-
-# --- statistics and drop reasons ----------------------------------------------------
-
-ESPSTAT_FIELDS: Final = (
-    "esps_hdrops", "esps_nopf", "esps_notdb", "esps_badkcr", "esps_qfull", "esps_noxform",
-    "esps_badilen", "esps_wrap", "esps_badenc", "esps_badauth", "esps_replay", "esps_input",
-    "esps_output", "esps_invalid", "esps_ibytes", "esps_obytes", "esps_toobig",
-    "esps_pdrops", "esps_crypto", "esps_tunnel",
-)
-
-
-class EspStat:
-    """``struct espstat`` (netipsec/esp_var.h): what ``netstat -s -p esp`` prints.
-
-    One per host (FreeBSD: per VNET); pass it to every EspState of the host.
-    ``esps_hist`` counts packets per SADB_EALG id.
-    """
-
-    __slots__ = ESPSTAT_FIELDS + ("esps_hist",)
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        for name in ESPSTAT_FIELDS:
-            setattr(self, name, 0)
-        self.esps_hist: list[int] = [0] * 256
-
-    def count(self, exc: EspError) -> None:
-        """Add a drop to the counters its FreeBSD code path increments."""
-        for name in exc.counters:
-            setattr(self, name, getattr(self, name) + 1)
-
-    def as_dict(self) -> dict[str, int]:
-        """Non-zero counters by FreeBSD field name (histogram as esps_hist[alg])."""
-        out = {n: getattr(self, n) for n in ESPSTAT_FIELDS if getattr(self, n)}
-        out.update({f"esps_hist[{i}]": v for i, v in enumerate(self.esps_hist) if v})
-        return out
-
-
-class EspError(OSError):
-    """A packet ESP refused.  ``counters`` are the espstat fields FreeBSD bumps
-    on this path (first one = the drop reason), ``errno`` what it returns."""
-
-    counters: ClassVar[tuple[str, ...]] = ()
-    default_errno: ClassVar[int] = _errno.EINVAL
-
-    def __init__(self, message: str, *, seq: int | None = None) -> None:
-        super().__init__(self.default_errno, message)
-        self.seq = seq
-
-    @property
-    def reason(self) -> str:
-        return self.counters[0] if self.counters else "silent"
-
-
-class EspHdrops(EspError):
-    """Shorter than the ESP header (ipsec_common_input / m_pullup)."""
-    counters = ("esps_hdrops",)
-    default_errno = _errno.ENOBUFS
-
-
-class EspNotDb(EspError):
-    """The SPI is not this SA's (the SAD lookup would have failed)."""
-    counters = ("esps_notdb",)
-    default_errno = _errno.ENOENT
-
-
-class EspBadIlen(EspError):
-    """Misaligned packet, payload not a multiple of the block, or a pad length
-    beyond the payload (esp_input, esp_input_cb)."""
-    counters = ("esps_badilen",)
-
-
-class EspReplay(EspError):
-    """Duplicate, too old, or sequence 0 (ipsec_chkreplay / ipsec_updatereplay)."""
-    counters = ("esps_replay",)
-    default_errno = _errno.EACCES
-
-
-class EspReplayWrap(EspReplay):
-    """The 32-bit (or 64-bit ESN) sequence space is used up without CYCSEQ:
-    ipsec_chkreplay bumps esps_wrap and esp_input then esps_replay."""
-    counters = ("esps_wrap", "esps_replay")
-
-
-class EspBadAuth(EspError):
-    """ICV mismatch (esp_input_cb: EBADMSG from the crypto layer)."""
-    counters = ("esps_badauth",)
-    default_errno = _errno.EACCES
-
-
-class EspBadEnc(EspError):
-    """The last pad byte does not equal the pad length (esp_input_cb)."""
-    counters = ("esps_badenc",)
-
-
-class EspTooBig(EspError):
-    """The ESP packet would exceed IP_MAXPACKET (esp_output)."""
-    counters = ("esps_toobig",)
-    default_errno = _errno.EMSGSIZE
-
-
-class EspSeqWrap(EspError):
-    """Output refused: the sequence counter would cycle (RFC 4303 §3.3.3)."""
-    counters = ("esps_wrap",)
-    default_errno = _errno.EACCES
-
-
-class EspDummy(EspError):
-    """Next header 59: a dummy packet, dropped without counting (RFC 4303 §2.6)."""
-    counters = ()
-    default_errno = 0
 
 
 # --- sizes (freebsd_ipsec_offload.md §8) ------------------------------------------------
