@@ -33,11 +33,9 @@ Rules modelled (RFC 4303 unless said otherwise):
   (``ipsec_updatereplay``; esps_replay), pad length beyond the payload
   (esps_badilen), last pad byte not equal to the pad length unless PRAND or a
   zero pad length (esps_badenc), next header 59 dropped silently (RFC 4303 §2.6).
-* Anti-replay window: RFC 4303 §3.4.3 / Appendix A with RFC 6479 32-bit
-  blocks, ``wsize`` bytes, exactly as ipsec.c ``ipsec_chkreplay`` /
-  ``ipsec_updatereplay`` (2024): window = wsize * 8 packets, bitmap of
-  ``next_pow2(wsize + 4) / 4`` blocks, ESN high half inferred per Appendix A2.2.
-  Without ESN a wrapped sequence is refused unless SADB_X_EXT_CYCSEQ (esps_wrap).
+* Anti-replay window: RFC 4303 §3.4.3 / Appendix A with RFC 6479 blocks,
+  exactly as ipsec.c ``ipsec_chkreplay`` / ``ipsec_updatereplay``; see
+  :mod:`ipsec_accel.esp_replay`.
 * Output sequence wrap: FreeBSD's esp_output never refuses (the counter is 64
   bits and the wire silently wraps to 0); RFC 4303 §3.3.3 says the sender must
   not cycle.  By default this model refuses (esps_wrap, EACCES, as xform_ah.c
@@ -67,6 +65,8 @@ user needs):
 
 * this module: wire constants, the size helpers (``esp_hdrsiz``,
   ``esp_exact_size``) and :class:`EspState`;
+* :mod:`ipsec_accel.esp_replay`: ``struct secreplay`` and the ipsec.c
+  replay functions EspState inherits;
 * :mod:`ipsec_accel.esp_stat`: ``struct espstat`` and the drop exceptions.
 """
 
@@ -87,6 +87,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from pfkey.ipsec import IPSEC_MODE
 from pfkey.pfkeyv2 import AF_INET, AF_INET6, SADB_AALG, SADB_SAFLAGS, SADB_X_EXT_PMASK
 
+from .esp_replay import IpsecReplay, SecReplay
 from .esp_stat import (
     ESPSTAT_FIELDS, EspBadAuth, EspBadEnc, EspBadIlen, EspDummy, EspError, EspHdrops,
     EspNotDb, EspReplay, EspReplayWrap, EspSeqWrap, EspStat, EspTooBig,
@@ -168,34 +169,6 @@ def esp_hdrsiz(sa: EspState | None) -> int:
 
 # --- the SA ------------------------------------------------------------------------------
 
-class SecReplay:
-    """``struct secreplay``: window size in bytes, RFC 6479 bitmap of 32-bit
-    blocks, the highest sequence seen (64-bit ``last``) and the overflow count.
-    The 64-bit packet counter lives in the EspState (``count``)."""
-
-    __slots__ = ("wsize", "bitmap_size", "bitmap", "last", "overflow")
-
-    def __init__(self, wsize: int) -> None:
-        self.wsize = wsize
-        bs = 0
-        if wsize:
-            # key_setsaval: a power of two of bytes >= wsize + 4, i.e. one
-            # redundant 32-bit block (RFC 6479), counted in blocks.
-            bs = 1
-            while wsize + 4 > bs:
-                bs <<= 1
-            bs //= 4
-        self.bitmap_size = bs
-        self.bitmap = [0] * bs
-        self.last = 0
-        self.overflow = 0
-
-    @property
-    def window(self) -> int:
-        """Window size in packets."""
-        return self.wsize << 3
-
-
 def _pad_bytes(pmask: int, n: int) -> bytes:
     if pmask == _EXT_PZERO:
         return bytes(n)
@@ -257,7 +230,7 @@ def _trailer_table(pmask: int, blks: int) -> list[bytes] | _RandomTrailers:
     return tbl
 
 
-class EspState:
+class EspState(IpsecReplay):
     """One ESP SA's transform state (``secasvar`` after esp_init).
 
     Build once per SA::
@@ -426,104 +399,6 @@ class EspState:
         rlen = pktlen - skip
         return skip + self.hlen + rlen + ((-(rlen + 2)) & self.blkmask) + 2 + self.icvlen
 
-    # -- replay (ipsec.c) ----------------------------------------------------------------
-
-    def ipsec_chkreplay(self, seq: int) -> int:
-        """Pre-ICV replay check.  Returns the inferred high 32 bits of the
-        sequence number (>= 0), -1 to drop as a replay, -2 to drop as a wrap."""
-        r = self.replay
-        if r.wsize == 0:
-            return 0
-        last = r.last
-        if seq == 0 and last == 0:
-            return -1
-        window = r.wsize << 3
-        tl = last & M32
-        th = last >> 32
-        bl = (tl - window + 1) & M32
-        case_a = tl >= window - 1
-        if (case_a and seq >= bl) or (not case_a and seq < bl):
-            if seq <= tl and (r.bitmap[(seq >> 5) & (r.bitmap_size - 1)] >> (seq & 31)) & 1:
-                return -1
-            return th
-        if tl == M32 and not self.esn:
-            r.overflow += 1
-            if not self.cycseq:
-                return -2
-        if not case_a and seq >= bl:
-            # Inside the window but in the previous subspace.
-            if th == 0:
-                return -1
-            if (r.bitmap[(seq >> 5) & (r.bitmap_size - 1)] >> (seq & 31)) & 1:
-                return -1
-            return th - 1
-        seqh = (th + 1) & M32
-        if seqh == 0:
-            r.overflow += 1
-            if not self.cycseq:
-                return -2
-        return seqh
-
-    def ipsec_updatereplay(self, seq: int) -> bool:
-        """Post-ICV window update; True means drop (FreeBSD returns 1)."""
-        r = self.replay
-        if r.wsize == 0:
-            return False
-        last = r.last
-        if seq == 0 and last == 0:
-            return True
-        window = r.wsize << 3
-        tl = last & M32
-        th = last >> 32
-        bl = (tl - window + 1) & M32
-        bsmask = r.bitmap_size - 1
-        bm = r.bitmap
-        case_a = tl >= window - 1
-        if (case_a and seq >= bl) or (not case_a and seq < bl):
-            idx = (seq >> 5) & bsmask
-            if seq <= tl:
-                if (bm[idx] >> (seq & 31)) & 1:
-                    return True
-            elif (seq >> 5) == (tl >> 5):
-                r.last = (th << 32) | seq           # same block: nothing to clear
-            else:
-                self._advance_window((th << 32) | seq)
-            bm[idx] |= 1 << (seq & 31)
-            next(self._seqgen)
-            return False
-        if not self.esn:
-            return True
-        if not case_a and seq >= bl:
-            if th == 0:
-                return True
-            idx = (seq >> 5) & bsmask
-            if (bm[idx] >> (seq & 31)) & 1:
-                return True
-            bm[idx] |= 1 << (seq & 31)
-            next(self._seqgen)
-            return False
-        seqh = (th + 1) & M32
-        if seqh == 0:
-            return True
-        self._advance_window((seqh << 32) | seq)
-        bm[(seq >> 5) & bsmask] |= 1 << (seq & 31)
-        next(self._seqgen)
-        return False
-
-    def _advance_window(self, seq64: int) -> None:
-        """advance_window: clear the blocks between the old top and the new one,
-        then make ``seq64`` the top of the window."""
-        r = self.replay
-        index_cur = r.last >> 5
-        diff = ((seq64 >> 5) - index_cur) & M64
-        bs = r.bitmap_size
-        if diff > bs:
-            diff = bs
-        bm = r.bitmap
-        for i in range(diff):
-            bm[(i + index_cur + 1) & (bs - 1)] = 0
-        r.last = seq64
-
     # -- per packet ----------------------------------------------------------------------
 
     def output(self, payload: bytes | bytearray, nxt: int, *, seq: int | None = None,
@@ -612,19 +487,6 @@ class EspState:
             raise self._drop(EspReplayWrap(
                 f"sequence number wrapped in SA {self.spi:#010x}", seq=seq))
         raise self._drop(EspReplay(f"packet replay check for SA {self.spi:#010x}", seq=seq))
-
-    def _seqh_seen(self, seq: int) -> int:
-        """The high half the window places ``seq`` in, for reporting the 64-bit
-        number of an ESN SA without an ICV (FreeBSD infers none there: the
-        high half only matters for the ICV).  Call after the window update."""
-        last = self.replay.last
-        th = last >> 32
-        tl = last & M32
-        # An accepted number above the top can only be the previous subspace's
-        # tail (case B of RFC 4303 A2.2): a higher one would be the new top.
-        if seq > tl and th and tl < (self.replay.wsize << 3) - 1:
-            return th - 1
-        return th
 
     def _replay_update(self, seq: int) -> None:
         lock = self._lock
