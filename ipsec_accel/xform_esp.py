@@ -67,6 +67,7 @@ user needs):
   ``esp_exact_size``) and :class:`EspState`;
 * :mod:`ipsec_accel.esp_replay`: ``struct secreplay`` and the ipsec.c
   replay functions EspState inherits;
+* :mod:`ipsec_accel.esp_trailer`: the shared padding/trailer tables;
 * :mod:`ipsec_accel.esp_stat`: ``struct espstat`` and the drop exceptions.
 """
 
@@ -92,6 +93,7 @@ from .esp_stat import (
     ESPSTAT_FIELDS, EspBadAuth, EspBadEnc, EspBadIlen, EspDummy, EspError, EspHdrops,
     EspNotDb, EspReplay, EspReplayWrap, EspSeqWrap, EspStat, EspTooBig,
 )
+from .esp_trailer import residue_table, trailer_table
 from .xform import (
     AUTH_HMAC, EALG_MAX_BLOCK_LEN, KIND_CBC, KIND_CHACHA, KIND_CTR, KIND_GCM,
     KIND_GMAC, KIND_NULL, AuthHash, EncXform, XformInitError, esp_init_algorithms,
@@ -107,7 +109,6 @@ _EXT_OLD: Final = int(SADB_SAFLAGS.X_EXT_OLD)
 _EXT_IV4B: Final = int(SADB_SAFLAGS.X_EXT_IV4B)
 _EXT_CYCSEQ: Final = int(SADB_SAFLAGS.X_EXT_CYCSEQ)
 _EXT_PRAND: Final = int(SADB_SAFLAGS.X_EXT_PRAND)
-_EXT_PZERO: Final = int(SADB_SAFLAGS.X_EXT_PZERO)
 _SAFLAGS_ESN: Final = int(SADB_SAFLAGS.X_SAFLAGS_ESN)
 
 _HDR = struct.Struct("!II")        # SPI, seq_lo
@@ -168,67 +169,6 @@ def esp_hdrsiz(sa: EspState | None) -> int:
 
 
 # --- the SA ------------------------------------------------------------------------------
-
-def _pad_bytes(pmask: int, n: int) -> bytes:
-    if pmask == _EXT_PZERO:
-        return bytes(n)
-    return bytes(range(1, n + 1))        # PSEQ: self-describing 1, 2, 3 ...
-
-
-class _RandomTrailers:
-    """The trailer "table" of a PRAND SA: fresh random padding every time
-    (esp_output: arc4random_buf)."""
-
-    __slots__ = ()
-
-    def __getitem__(self, key: int) -> bytes:
-        padlen = key >> 8
-        return os.urandom(padlen) + bytes((padlen, key & 0xFF))
-
-
-_RANDOM_TRAILERS: Final = _RandomTrailers()
-_TRAILER_TABLES: dict[tuple[int, int], list[bytes]] = {}
-_TRAILER_LOCK = threading.Lock()
-
-
-_RESIDUE_TABLES: dict[tuple[int, int], list[bytes]] = {}
-
-
-def _residue_table(pmask: int, blks: int) -> list[bytes]:
-    """The trailer table re-indexed ``(rlen % blks) << 8 | next_header``: the
-    padding depends only on the payload length modulo the block.  Empty for
-    PRAND (those SAs never take the fast path)."""
-    key = (pmask, blks)
-    tbl = _RESIDUE_TABLES.get(key)
-    if tbl is None:
-        if pmask == _EXT_PRAND:
-            tbl = []
-        else:
-            by_pad = _trailer_table(pmask, blks)
-            tbl = [by_pad[((-((i >> 8) + 2)) & (blks - 1)) << 8 | (i & 0xFF)]
-                   for i in range(blks << 8)]
-        _RESIDUE_TABLES[key] = tbl
-    return tbl
-
-
-def _trailer_table(pmask: int, blks: int) -> list[bytes] | _RandomTrailers:
-    """Every trailer (padding || pad length || next header) for one padding
-    mode and block, indexed ``padlen << 8 | next_header``; shared by all SAs
-    (a list index is the cheapest lookup on the output path).  PRAND SAs get
-    an object that builds each trailer with fresh random bytes."""
-    if pmask == _EXT_PRAND:
-        return _RANDOM_TRAILERS
-    key = (pmask, blks)
-    tbl = _TRAILER_TABLES.get(key)
-    if tbl is None:
-        with _TRAILER_LOCK:
-            tbl = _TRAILER_TABLES.get(key)
-            if tbl is None:
-                tbl = [_pad_bytes(pmask, i >> 8) + bytes((i >> 8, i & 0xFF))
-                       for i in range(blks << 8)]
-                _TRAILER_TABLES[key] = tbl
-    return tbl
-
 
 class EspState(IpsecReplay):
     """One ESP SA's transform state (``secasvar`` after esp_init).
@@ -298,7 +238,7 @@ class EspState(IpsecReplay):
         self._seqlimit = self._compute_seqlimit()
         self._lock = threading.Lock()
         self._salt = algs.salt
-        self._trailers = _trailer_table(self.pmask, self.blks)
+        self._trailers = trailer_table(self.pmask, self.blks)
         self._pool = b""
         self._poolpos = 0
         self._ovh = self.hlen + self.icvlen
@@ -539,7 +479,7 @@ class _EspAead(EspState):
         slow = self._stats is not None or self.esn or self.pmask == _EXT_PRAND
         self._fast = (self.spi, self._salt, self._aead.encrypt, self.blkmask,
                       -1 if slow else self._maxbody - self.blkmask,
-                      _residue_table(self.pmask, self.blks), _HDR_IV.pack, _NONCE.pack)
+                      residue_table(self.pmask, self.blks), _HDR_IV.pack, _NONCE.pack)
 
     def output(self, payload: bytes | bytearray, nxt: int, *, seq: int | None = None,
                iv: bytes | None = None, skip: int = 20) -> bytes:
