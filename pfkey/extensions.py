@@ -24,193 +24,24 @@ classes: equally immutable and typed, but built in one C call (0.1 us against
 lets ``decode`` validate a nine-extension SADB_ADD at over 100,000 per second.
 ``@_value`` makes equality type-aware (a SadbSa never equals a SadbSpirange
 holding the same numbers) and adds ``replace``.
+
+Parts live in their own modules, re-exported here: :mod:`pfkey.sockaddr`
+(:class:`Sockaddr`) and :mod:`pfkey.ext_codec` (the helpers every value
+class shares: ``_value``, alignment, length units).
 """
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 import struct
-from typing import Any, NamedTuple, Optional, Protocol, Union
+from typing import NamedTuple, Optional, Protocol, Union
 
 from .errors import EncodeError
-from .pfkeyv2 import AF_INET, AF_INET6, SADB_EXT, SADB_X_IF_HW_OFFL_NAMESIZE
+from .ext_codec import _check_type, _pad8, _tnew, _units
+from .ext_codec import _value as _value  # re-exported: pfkey.message decorates Message with it
+from .pfkeyv2 import SADB_EXT, SADB_X_IF_HW_OFFL_NAMESIZE
+from .sockaddr import IPAddress, Sockaddr
 
 _HDR = struct.Struct("<HH")
-_ZEROS = bytes(64)
-
-IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
-
-
-_tnew = tuple.__new__
-
-
-def _value(cls: type) -> type:
-    """Type-aware equality and hashing for a NamedTuple value class."""
-
-    def __eq__(self: tuple, other: object) -> bool:
-        return type(self) is type(other) and tuple.__eq__(self, other)  # type: ignore[arg-type]
-
-    def __ne__(self: tuple, other: object) -> bool:
-        return not __eq__(self, other)
-
-    def __hash__(self: tuple) -> int:
-        return hash((type(self).__name__, tuple.__hash__(self)))
-
-    cls.__eq__ = __eq__  # type: ignore[assignment]
-    cls.__ne__ = __ne__  # type: ignore[assignment]
-    cls.__hash__ = __hash__  # type: ignore[assignment]
-    cls.replace = cls._replace  # type: ignore[attr-defined]
-    return cls
-
-
-def _pad8(b: bytes) -> bytes:
-    r = len(b) & 7
-    return b + _ZEROS[: 8 - r] if r else b
-
-
-def _units(n: int) -> int:
-    if n > 0xFFFF * 8:
-        raise EncodeError(f"extension of {n} bytes does not fit sadb_ext_len")
-    return n >> 3
-
-
-# ---------------------------------------------------------------------------
-# sockaddr
-# ---------------------------------------------------------------------------
-
-_IN = struct.Struct("!H4s8x")
-_IN6 = struct.Struct("!HI16s")
-_SCOPE = struct.Struct("<I")
-
-
-@_value
-class Sockaddr(NamedTuple):
-    """A BSD ``struct sockaddr``: ``sa_len``, ``sa_family`` and the raw rest.
-
-    ``data`` is the bytes after the two header bytes (14 for AF_INET, 26 for
-    AF_INET6).  Build one with :meth:`inet`, :meth:`inet6` or :meth:`from_ip`;
-    read it with :attr:`address`, :attr:`port`, :attr:`scope_id`.
-    """
-
-    family: int
-    sa_len: int
-    data: bytes
-
-    @classmethod
-    def inet(cls, address: str | bytes | ipaddress.IPv4Address, port: int = 0) -> "Sockaddr":
-        """sockaddr_in (16 bytes): port and address in network order."""
-        raw = address if isinstance(address, bytes) else ipaddress.IPv4Address(address).packed
-        return _tnew(cls, (AF_INET, 16, _IN.pack(port, raw)))
-
-    @classmethod
-    def inet6(cls, address: str | bytes | ipaddress.IPv6Address, port: int = 0,
-              scope_id: int = 0, flowinfo: int = 0) -> "Sockaddr":
-        """sockaddr_in6 (28 bytes); ``fe80::1%3`` / ``fe80::1%em0`` scopes accepted."""
-        if isinstance(address, str) and "%" in address:
-            address, _, scope = address.partition("%")
-            if scope.isdigit():
-                scope_id = int(scope)
-            else:
-                try:
-                    scope_id = socket.if_nametoindex(scope)
-                except OSError:
-                    scope_id = 0
-        raw = address if isinstance(address, bytes) else ipaddress.IPv6Address(address).packed
-        return _tnew(cls, (AF_INET6, 28, _IN6.pack(port, flowinfo, raw) + _SCOPE.pack(scope_id)))
-
-    @classmethod
-    def from_ip(cls, address: str | IPAddress, port: int = 0) -> "Sockaddr":
-        """sockaddr_in or sockaddr_in6, whichever the address is."""
-        if isinstance(address, str):
-            ip = ipaddress.ip_address(address.partition("%")[0])
-            if ip.version == 6:
-                return cls.inet6(address, port)
-            return cls.inet(ip, port)
-        if address.version == 6:
-            return cls.inet6(address, port)
-        return cls.inet(address, port)
-
-    def wire(self) -> bytes:
-        """The sockaddr bytes, not padded (``sa_len`` bytes when consistent)."""
-        if not (0 <= self.sa_len <= 255 and 0 <= self.family <= 255):
-            raise EncodeError(f"sockaddr sa_len={self.sa_len} family={self.family} out of range")
-        return bytes((self.sa_len, self.family)) + self.data
-
-    @property
-    def port(self) -> int:
-        d = self.data
-        if self.family in (AF_INET, AF_INET6) and len(d) >= 2:
-            return (d[0] << 8) | d[1]
-        return 0
-
-    @property
-    def address_bytes(self) -> bytes:
-        if self.family == AF_INET:
-            return self.data[2:6]
-        if self.family == AF_INET6:
-            return self.data[6:22]
-        return b""
-
-    @property
-    def address(self) -> Optional[IPAddress]:
-        """The IP address, or None for another family or a short sockaddr."""
-        raw = self.address_bytes
-        if self.family == AF_INET and len(raw) == 4:
-            return ipaddress.IPv4Address(raw)
-        if self.family == AF_INET6 and len(raw) == 16:
-            return ipaddress.IPv6Address(raw)
-        return None
-
-    @property
-    def scope_id(self) -> int:
-        if self.family == AF_INET6 and len(self.data) >= 26:
-            return int.from_bytes(self.data[22:26], "little")
-        return 0
-
-    @property
-    def flowinfo(self) -> int:
-        if self.family == AF_INET6 and len(self.data) >= 6:
-            return int.from_bytes(self.data[2:6], "big")
-        return 0
-
-    @property
-    def plen(self) -> int:
-        """Full prefix length for the family (32 or 128), 0 otherwise."""
-        return 32 if self.family == AF_INET else 128 if self.family == AF_INET6 else 0
-
-    def with_port(self, port: int) -> "Sockaddr":
-        if self.family not in (AF_INET, AF_INET6) or len(self.data) < 2:
-            return self
-        return _tnew(Sockaddr, (self.family, self.sa_len, port.to_bytes(2, "big") + self.data[2:]))
-
-    def __str__(self) -> str:
-        ip = self.address
-        if ip is None:
-            return f"<af {self.family} len {self.sa_len}>"
-        return f"{ip}%{self.scope_id}" if self.scope_id else str(ip)
-
-    def __repr__(self) -> str:
-        ip = self.address
-        if ip is not None and self.sa_len == (16 if self.family == AF_INET else 28) \
-                and self == Sockaddr.from_ip(ip, self.port).replace(data=self.data):
-            extra = f", port={self.port}" if self.port else ""
-            if self.scope_id:
-                extra += f", scope_id={self.scope_id}"
-            return f"Sockaddr.from_ip({str(ip)!r}{extra})"
-        return f"Sockaddr(family={self.family}, sa_len={self.sa_len}, data={self.data!r})"
-
-    @classmethod
-    def parse(cls, buf: bytes, off: int, limit: int) -> "Sockaddr":
-        """Read a sockaddr at ``off`` whose bytes may not go past ``limit``.
-
-        Takes ``sa_len`` bytes (at least the two header bytes, at most up to
-        ``limit``), so a lying ``sa_len`` never reads outside its container.
-        """
-        sa_len = buf[off]
-        family = buf[off + 1] if off + 1 < limit else 0
-        end = off + (sa_len if sa_len > 2 else 2)
-        return _tnew(cls, (family, sa_len, buf[off + 2:end if end < limit else limit]))
 
 
 # ---------------------------------------------------------------------------
@@ -228,20 +59,6 @@ class Extension(Protocol):
     def exttype(self) -> int: ...
 
     def pack(self) -> bytes: ...
-
-
-def _check_type(obj: Any, allowed: frozenset[int]) -> None:
-    if obj.exttype not in allowed:
-        raise EncodeError(f"{type(obj).__name__} cannot carry extension type {obj.exttype}")
-
-
-def _pack_struct(s: struct.Struct, *values: Any) -> bytes:
-    """struct.pack with range errors reported as EncodeError (for callers
-    packing a single extension; Message.encode catches struct.error itself)."""
-    try:
-        return s.pack(*values)
-    except (struct.error, OverflowError) as exc:
-        raise EncodeError(f"value out of range: {exc}") from None
 
 
 # ---------------------------------------------------------------------------
