@@ -26,8 +26,9 @@ lets ``decode`` validate a nine-extension SADB_ADD at over 100,000 per second.
 holding the same numbers) and adds ``replace``.
 
 Parts live in their own modules, re-exported here: :mod:`pfkey.sockaddr`
-(:class:`Sockaddr`) and :mod:`pfkey.ext_codec` (the helpers every value
-class shares: ``_value``, alignment, length units).
+(:class:`Sockaddr`), :mod:`pfkey.ext_policy` (``sadb_x_policy`` with its
+``sadb_x_ipsecrequest`` list) and :mod:`pfkey.ext_codec` (the helpers every
+value class shares: ``_value``, alignment, length units).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from typing import NamedTuple, Optional, Protocol, Union
 from .errors import EncodeError
 from .ext_codec import _check_type, _pad8, _tnew, _units
 from .ext_codec import _value as _value  # re-exported: pfkey.message decorates Message with it
+from .ext_policy import IpsecRequest, SadbXPolicy
 from .pfkeyv2 import SADB_EXT, SADB_X_IF_HW_OFFL_NAMESIZE
 from .sockaddr import IPAddress, Sockaddr
 
@@ -569,112 +571,6 @@ class SadbSupported(NamedTuple):
         algs = tuple(_tnew(SadbAlg, _ALG.unpack_from(buf, p))
                      for p in range(off + 8, off + extlen, 8))
         return _tnew(cls, (exttype, algs, res))
-
-
-_REQ = struct.Struct("<HHBBH")
-
-
-@_value
-class IpsecRequest(NamedTuple):
-    """struct sadb_x_ipsecrequest (8 bytes) + optional src and dst sockaddrs
-    back to back.  ``length`` is the request's ``len`` field in *bytes*; None
-    means ALIGN8(8 + sa_len(src) + sa_len(dst)), what key.c emits (libipsec's
-    exact sum is the same value for IPv4 and IPv6)."""
-
-    proto: int
-    mode: int
-    level: int
-    reqid: int = 0
-    src: Optional[Sockaddr] = None
-    dst: Optional[Sockaddr] = None
-    length: Optional[int] = None
-
-    def _addrs(self) -> bytes:
-        a = b""
-        if self.src is not None:
-            a += self.src.wire()
-        if self.dst is not None:
-            a += self.dst.wire()
-        return a
-
-    def canonical_length(self) -> int:
-        return (8 + len(self._addrs()) + 7) & ~7
-
-    def pack(self) -> bytes:
-        addrs = self._addrs()
-        length = (8 + len(addrs) + 7) & ~7 if self.length is None else self.length
-        if length < 8 + len(addrs):
-            raise EncodeError(f"ipsecrequest len {length} shorter than its addresses")
-        return _REQ.pack(length, self.proto, self.mode, self.level,
-                            self.reqid) + addrs.ljust(length - 8, b"\0")
-
-
-_POL = struct.Struct("<HHHBBII")
-
-
-def _parse_requests(buf: bytes, pos: int, end: int) -> tuple[list[IpsecRequest], int]:
-    """Parse well-formed sadb_x_ipsecrequests; stop at the first malformed one."""
-    reqs: list[IpsecRequest] = []
-    while pos + 8 <= end:
-        rlen, proto, mode, level, reqid = _REQ.unpack_from(buf, pos)
-        rend = pos + rlen
-        if rlen < 8 or rend > end:
-            break
-        src = dst = None
-        if rlen > 8:
-            a = pos + 8
-            sl = buf[a]
-            b = a + sl
-            if sl < 2 or b >= rend:
-                break
-            dl = buf[b]
-            if dl < 2 or b + dl > rend:
-                break
-            src = Sockaddr.parse(buf, a, b)
-            dst = Sockaddr.parse(buf, b, b + dl)
-            canon = (8 + sl + dl + 7) & ~7
-        else:
-            canon = 8
-        reqs.append(_tnew(IpsecRequest, (proto, mode, level, reqid, src, dst,
-                                         None if rlen == canon else rlen)))
-        pos = rend
-    return reqs, pos
-
-
-@_value
-class SadbXPolicy(NamedTuple):
-    """struct sadb_x_policy (16 bytes) + sadb_x_ipsecrequest x n.
-
-    ``scope`` is FreeBSD's IPSEC_POLICYSCOPE (byte 7); with scope IFNET the
-    ``priority`` field carries the ifindex.  Request bytes that do not parse as
-    well-formed requests are kept verbatim in ``trailer``: key_msg2sp, not
-    key_align, rejects them (EINVAL reply), so the codec must carry them.
-    """
-
-    type: int
-    dir: int
-    id: int = 0
-    priority: int = 0
-    scope: int = 0
-    requests: tuple[IpsecRequest, ...] = ()
-    trailer: bytes = b""
-
-    exttype = SADB_EXT.X_POLICY
-    ALLOWED_TYPES = frozenset({SADB_EXT.X_POLICY})
-
-    def pack(self) -> bytes:
-        body = b"".join(r.pack() for r in self.requests) + self.trailer
-        if len(body) & 7:
-            raise EncodeError(f"policy requests total {len(body)} bytes, not a multiple of 8")
-        return _POL.pack(_units(16 + len(body)), self.exttype, self.type, self.dir,
-                            self.scope, self.id, self.priority) + body
-
-    @classmethod
-    def unpack(cls, exttype: int, buf: bytes, off: int, extlen: int) -> "SadbXPolicy":
-        _, _, ptype, pdir, scope, pid, prio = _POL.unpack_from(buf, off)
-        end = off + extlen
-        reqs, pos = _parse_requests(buf, off + 16, end)
-        return _tnew(cls, (ptype, pdir, pid, prio, scope, tuple(reqs), buf[pos:end]))
 
 
 @_value
