@@ -33,11 +33,9 @@ Rules modelled (RFC 4303 unless said otherwise):
   (``ipsec_updatereplay``; esps_replay), pad length beyond the payload
   (esps_badilen), last pad byte not equal to the pad length unless PRAND or a
   zero pad length (esps_badenc), next header 59 dropped silently (RFC 4303 §2.6).
-* Anti-replay window: RFC 4303 §3.4.3 / Appendix A with RFC 6479 32-bit
-  blocks, ``wsize`` bytes, exactly as ipsec.c ``ipsec_chkreplay`` /
-  ``ipsec_updatereplay`` (2024): window = wsize * 8 packets, bitmap of
-  ``next_pow2(wsize + 4) / 4`` blocks, ESN high half inferred per Appendix A2.2.
-  Without ESN a wrapped sequence is refused unless SADB_X_EXT_CYCSEQ (esps_wrap).
+* Anti-replay window: RFC 4303 §3.4.3 / Appendix A with RFC 6479 blocks,
+  exactly as ipsec.c ``ipsec_chkreplay`` / ``ipsec_updatereplay``; see
+  :mod:`ipsec_accel.esp_replay`.
 * Output sequence wrap: FreeBSD's esp_output never refuses (the counter is 64
   bits and the wire silently wraps to 0); RFC 4303 §3.3.3 says the sender must
   not cycle.  By default this model refuses (esps_wrap, EACCES, as xform_ah.c
@@ -60,30 +58,50 @@ Speed: AEAD output has an inlined common path (DESIGN.md §6 budget: about 2x
 the raw AEAD call) and falls back to ``_output_full`` for explicit sequence
 numbers or IVs, ESN, accounting, random padding, counter wrap and sizes near
 IP_MAXPACKET.  Whole-packet transport/tunnel/NAT-T helpers live in :mod:`esp_encap`.
+
+Modules (split by concept; this one stays the entry point and re-exports
+every public name, so ``from ipsec_accel.xform_esp import ...`` is all a
+user needs):
+
+* this module: wire constants, the size helpers (``esp_hdrsiz``,
+  ``esp_exact_size``) and :class:`EspState`, what every SA shares
+  (esp_init, counters, header/trailer checks) plus the factory that picks
+  the per-algorithm subclass;
+* :mod:`ipsec_accel.xform_esp_kinds`: the subclasses, i.e. the per-packet
+  AEAD / AES-GMAC / cipher-then-HMAC code;
+* :mod:`ipsec_accel.esp_replay`: ``struct secreplay`` and the ipsec.c
+  replay functions EspState inherits;
+* :mod:`ipsec_accel.esp_trailer`: the shared padding/trailer tables;
+* :mod:`ipsec_accel.esp_stat`: ``struct espstat`` and the drop exceptions.
 """
 
 from __future__ import annotations
 
-import errno as _errno
-import hashlib
-import hmac
 import itertools
 import os
 import struct
 import threading
-from typing import ClassVar, Final, NoReturn
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+from typing import TYPE_CHECKING, Final, NoReturn
 
 from pfkey.ipsec import IPSEC_MODE
 from pfkey.pfkeyv2 import AF_INET, AF_INET6, SADB_AALG, SADB_SAFLAGS, SADB_X_EXT_PMASK
 
-from .xform import (
-    AUTH_HMAC, EALG_MAX_BLOCK_LEN, KIND_CBC, KIND_CHACHA, KIND_CTR, KIND_GCM,
-    KIND_GMAC, KIND_NULL, AuthHash, EncXform, XformInitError, esp_init_algorithms,
+from .esp_replay import IpsecReplay, SecReplay
+from .esp_stat import (
+    ESPSTAT_FIELDS, EspBadAuth, EspBadEnc, EspBadIlen, EspDummy, EspError, EspHdrops,
+    EspNotDb, EspReplay, EspReplayWrap, EspSeqWrap, EspStat, EspTooBig,
 )
+from .esp_trailer import trailer_table
+from .xform import (
+    EALG_MAX_BLOCK_LEN, KIND_CTR, KIND_NULL, AuthHash, EncXform, XformInitError,
+    esp_init_algorithms,
+)
+
+if TYPE_CHECKING:
+    import hmac
+
+    from cryptography.hazmat.primitives.ciphers import algorithms
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 ESP_HDRLEN: Final = 8          # struct newesp: SPI + sequence number
 ESP_OLD_HDRLEN: Final = 4      # struct esp (RFC 1827): SPI only
@@ -95,129 +113,9 @@ _EXT_OLD: Final = int(SADB_SAFLAGS.X_EXT_OLD)
 _EXT_IV4B: Final = int(SADB_SAFLAGS.X_EXT_IV4B)
 _EXT_CYCSEQ: Final = int(SADB_SAFLAGS.X_EXT_CYCSEQ)
 _EXT_PRAND: Final = int(SADB_SAFLAGS.X_EXT_PRAND)
-_EXT_PZERO: Final = int(SADB_SAFLAGS.X_EXT_PZERO)
 _SAFLAGS_ESN: Final = int(SADB_SAFLAGS.X_SAFLAGS_ESN)
 
 _HDR = struct.Struct("!II")        # SPI, seq_lo
-_HDR_IV = struct.Struct("!IIQ")    # SPI, seq_lo, 64-bit counter IV
-_AAD_ESN = struct.Struct("!III")   # SPI, seq_hi, seq_lo
-_NONCE = struct.Struct("!4sQ")     # salt, counter IV
-_U32 = struct.Struct("!I")
-_ZERO_ICV12: Final = bytes(12)
-
-
-# --- statistics and drop reasons ----------------------------------------------------
-
-ESPSTAT_FIELDS: Final = (
-    "esps_hdrops", "esps_nopf", "esps_notdb", "esps_badkcr", "esps_qfull", "esps_noxform",
-    "esps_badilen", "esps_wrap", "esps_badenc", "esps_badauth", "esps_replay", "esps_input",
-    "esps_output", "esps_invalid", "esps_ibytes", "esps_obytes", "esps_toobig",
-    "esps_pdrops", "esps_crypto", "esps_tunnel",
-)
-
-
-class EspStat:
-    """``struct espstat`` (netipsec/esp_var.h): what ``netstat -s -p esp`` prints.
-
-    One per host (FreeBSD: per VNET); pass it to every EspState of the host.
-    ``esps_hist`` counts packets per SADB_EALG id.
-    """
-
-    __slots__ = ESPSTAT_FIELDS + ("esps_hist",)
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        for name in ESPSTAT_FIELDS:
-            setattr(self, name, 0)
-        self.esps_hist: list[int] = [0] * 256
-
-    def count(self, exc: EspError) -> None:
-        """Add a drop to the counters its FreeBSD code path increments."""
-        for name in exc.counters:
-            setattr(self, name, getattr(self, name) + 1)
-
-    def as_dict(self) -> dict[str, int]:
-        """Non-zero counters by FreeBSD field name (histogram as esps_hist[alg])."""
-        out = {n: getattr(self, n) for n in ESPSTAT_FIELDS if getattr(self, n)}
-        out.update({f"esps_hist[{i}]": v for i, v in enumerate(self.esps_hist) if v})
-        return out
-
-
-class EspError(OSError):
-    """A packet ESP refused.  ``counters`` are the espstat fields FreeBSD bumps
-    on this path (first one = the drop reason), ``errno`` what it returns."""
-
-    counters: ClassVar[tuple[str, ...]] = ()
-    default_errno: ClassVar[int] = _errno.EINVAL
-
-    def __init__(self, message: str, *, seq: int | None = None) -> None:
-        super().__init__(self.default_errno, message)
-        self.seq = seq
-
-    @property
-    def reason(self) -> str:
-        return self.counters[0] if self.counters else "silent"
-
-
-class EspHdrops(EspError):
-    """Shorter than the ESP header (ipsec_common_input / m_pullup)."""
-    counters = ("esps_hdrops",)
-    default_errno = _errno.ENOBUFS
-
-
-class EspNotDb(EspError):
-    """The SPI is not this SA's (the SAD lookup would have failed)."""
-    counters = ("esps_notdb",)
-    default_errno = _errno.ENOENT
-
-
-class EspBadIlen(EspError):
-    """Misaligned packet, payload not a multiple of the block, or a pad length
-    beyond the payload (esp_input, esp_input_cb)."""
-    counters = ("esps_badilen",)
-
-
-class EspReplay(EspError):
-    """Duplicate, too old, or sequence 0 (ipsec_chkreplay / ipsec_updatereplay)."""
-    counters = ("esps_replay",)
-    default_errno = _errno.EACCES
-
-
-class EspReplayWrap(EspReplay):
-    """The 32-bit (or 64-bit ESN) sequence space is used up without CYCSEQ:
-    ipsec_chkreplay bumps esps_wrap and esp_input then esps_replay."""
-    counters = ("esps_wrap", "esps_replay")
-
-
-class EspBadAuth(EspError):
-    """ICV mismatch (esp_input_cb: EBADMSG from the crypto layer)."""
-    counters = ("esps_badauth",)
-    default_errno = _errno.EACCES
-
-
-class EspBadEnc(EspError):
-    """The last pad byte does not equal the pad length (esp_input_cb)."""
-    counters = ("esps_badenc",)
-
-
-class EspTooBig(EspError):
-    """The ESP packet would exceed IP_MAXPACKET (esp_output)."""
-    counters = ("esps_toobig",)
-    default_errno = _errno.EMSGSIZE
-
-
-class EspSeqWrap(EspError):
-    """Output refused: the sequence counter would cycle (RFC 4303 §3.3.3)."""
-    counters = ("esps_wrap",)
-    default_errno = _errno.EACCES
-
-
-class EspDummy(EspError):
-    """Next header 59: a dummy packet, dropped without counting (RFC 4303 §2.6)."""
-    counters = ()
-    default_errno = 0
 
 
 # --- sizes (freebsd_ipsec_offload.md §8) ------------------------------------------------
@@ -271,96 +169,7 @@ def esp_hdrsiz(sa: EspState | None) -> int:
 
 # --- the SA ------------------------------------------------------------------------------
 
-class SecReplay:
-    """``struct secreplay``: window size in bytes, RFC 6479 bitmap of 32-bit
-    blocks, the highest sequence seen (64-bit ``last``) and the overflow count.
-    The 64-bit packet counter lives in the EspState (``count``)."""
-
-    __slots__ = ("wsize", "bitmap_size", "bitmap", "last", "overflow")
-
-    def __init__(self, wsize: int) -> None:
-        self.wsize = wsize
-        bs = 0
-        if wsize:
-            # key_setsaval: a power of two of bytes >= wsize + 4, i.e. one
-            # redundant 32-bit block (RFC 6479), counted in blocks.
-            bs = 1
-            while wsize + 4 > bs:
-                bs <<= 1
-            bs //= 4
-        self.bitmap_size = bs
-        self.bitmap = [0] * bs
-        self.last = 0
-        self.overflow = 0
-
-    @property
-    def window(self) -> int:
-        """Window size in packets."""
-        return self.wsize << 3
-
-
-def _pad_bytes(pmask: int, n: int) -> bytes:
-    if pmask == _EXT_PZERO:
-        return bytes(n)
-    return bytes(range(1, n + 1))        # PSEQ: self-describing 1, 2, 3 ...
-
-
-class _RandomTrailers:
-    """The trailer "table" of a PRAND SA: fresh random padding every time
-    (esp_output: arc4random_buf)."""
-
-    __slots__ = ()
-
-    def __getitem__(self, key: int) -> bytes:
-        padlen = key >> 8
-        return os.urandom(padlen) + bytes((padlen, key & 0xFF))
-
-
-_RANDOM_TRAILERS: Final = _RandomTrailers()
-_TRAILER_TABLES: dict[tuple[int, int], list[bytes]] = {}
-_TRAILER_LOCK = threading.Lock()
-
-
-_RESIDUE_TABLES: dict[tuple[int, int], list[bytes]] = {}
-
-
-def _residue_table(pmask: int, blks: int) -> list[bytes]:
-    """The trailer table re-indexed ``(rlen % blks) << 8 | next_header``: the
-    padding depends only on the payload length modulo the block.  Empty for
-    PRAND (those SAs never take the fast path)."""
-    key = (pmask, blks)
-    tbl = _RESIDUE_TABLES.get(key)
-    if tbl is None:
-        if pmask == _EXT_PRAND:
-            tbl = []
-        else:
-            by_pad = _trailer_table(pmask, blks)
-            tbl = [by_pad[((-((i >> 8) + 2)) & (blks - 1)) << 8 | (i & 0xFF)]
-                   for i in range(blks << 8)]
-        _RESIDUE_TABLES[key] = tbl
-    return tbl
-
-
-def _trailer_table(pmask: int, blks: int) -> list[bytes] | _RandomTrailers:
-    """Every trailer (padding || pad length || next header) for one padding
-    mode and block, indexed ``padlen << 8 | next_header``; shared by all SAs
-    (a list index is the cheapest lookup on the output path).  PRAND SAs get
-    an object that builds each trailer with fresh random bytes."""
-    if pmask == _EXT_PRAND:
-        return _RANDOM_TRAILERS
-    key = (pmask, blks)
-    tbl = _TRAILER_TABLES.get(key)
-    if tbl is None:
-        with _TRAILER_LOCK:
-            tbl = _TRAILER_TABLES.get(key)
-            if tbl is None:
-                tbl = [_pad_bytes(pmask, i >> 8) + bytes((i >> 8, i & 0xFF))
-                       for i in range(blks << 8)]
-                _TRAILER_TABLES[key] = tbl
-    return tbl
-
-
-class EspState:
+class EspState(IpsecReplay):
     """One ESP SA's transform state (``secasvar`` after esp_init).
 
     Build once per SA::
@@ -387,7 +196,9 @@ class EspState:
         if cls is EspState:
             enc_alg = args[1] if len(args) > 1 else kwargs.get("enc_alg")
             kind = _KIND_OF.get(enc_alg)  # type: ignore[arg-type]
-            cls = _IMPL.get(kind, _EspCipherAuth)  # type: ignore[arg-type]
+            # An unknown algorithm gets the NULL/CBC/CTR class, whose __init__
+            # (esp_init_algorithms) then refuses it with EINVAL.
+            cls = _IMPL.get(kind, _IMPL[KIND_NULL])  # type: ignore[arg-type]
         return object.__new__(cls)
 
     def __init__(self, spi: int, enc_alg: int, enc_key: bytes, auth_alg: int = SADB_AALG.NONE,
@@ -428,7 +239,7 @@ class EspState:
         self._seqlimit = self._compute_seqlimit()
         self._lock = threading.Lock()
         self._salt = algs.salt
-        self._trailers = _trailer_table(self.pmask, self.blks)
+        self._trailers = trailer_table(self.pmask, self.blks)
         self._pool = b""
         self._poolpos = 0
         self._ovh = self.hlen + self.icvlen
@@ -529,104 +340,6 @@ class EspState:
         rlen = pktlen - skip
         return skip + self.hlen + rlen + ((-(rlen + 2)) & self.blkmask) + 2 + self.icvlen
 
-    # -- replay (ipsec.c) ----------------------------------------------------------------
-
-    def ipsec_chkreplay(self, seq: int) -> int:
-        """Pre-ICV replay check.  Returns the inferred high 32 bits of the
-        sequence number (>= 0), -1 to drop as a replay, -2 to drop as a wrap."""
-        r = self.replay
-        if r.wsize == 0:
-            return 0
-        last = r.last
-        if seq == 0 and last == 0:
-            return -1
-        window = r.wsize << 3
-        tl = last & M32
-        th = last >> 32
-        bl = (tl - window + 1) & M32
-        case_a = tl >= window - 1
-        if (case_a and seq >= bl) or (not case_a and seq < bl):
-            if seq <= tl and (r.bitmap[(seq >> 5) & (r.bitmap_size - 1)] >> (seq & 31)) & 1:
-                return -1
-            return th
-        if tl == M32 and not self.esn:
-            r.overflow += 1
-            if not self.cycseq:
-                return -2
-        if not case_a and seq >= bl:
-            # Inside the window but in the previous subspace.
-            if th == 0:
-                return -1
-            if (r.bitmap[(seq >> 5) & (r.bitmap_size - 1)] >> (seq & 31)) & 1:
-                return -1
-            return th - 1
-        seqh = (th + 1) & M32
-        if seqh == 0:
-            r.overflow += 1
-            if not self.cycseq:
-                return -2
-        return seqh
-
-    def ipsec_updatereplay(self, seq: int) -> bool:
-        """Post-ICV window update; True means drop (FreeBSD returns 1)."""
-        r = self.replay
-        if r.wsize == 0:
-            return False
-        last = r.last
-        if seq == 0 and last == 0:
-            return True
-        window = r.wsize << 3
-        tl = last & M32
-        th = last >> 32
-        bl = (tl - window + 1) & M32
-        bsmask = r.bitmap_size - 1
-        bm = r.bitmap
-        case_a = tl >= window - 1
-        if (case_a and seq >= bl) or (not case_a and seq < bl):
-            idx = (seq >> 5) & bsmask
-            if seq <= tl:
-                if (bm[idx] >> (seq & 31)) & 1:
-                    return True
-            elif (seq >> 5) == (tl >> 5):
-                r.last = (th << 32) | seq           # same block: nothing to clear
-            else:
-                self._advance_window((th << 32) | seq)
-            bm[idx] |= 1 << (seq & 31)
-            next(self._seqgen)
-            return False
-        if not self.esn:
-            return True
-        if not case_a and seq >= bl:
-            if th == 0:
-                return True
-            idx = (seq >> 5) & bsmask
-            if (bm[idx] >> (seq & 31)) & 1:
-                return True
-            bm[idx] |= 1 << (seq & 31)
-            next(self._seqgen)
-            return False
-        seqh = (th + 1) & M32
-        if seqh == 0:
-            return True
-        self._advance_window((seqh << 32) | seq)
-        bm[(seq >> 5) & bsmask] |= 1 << (seq & 31)
-        next(self._seqgen)
-        return False
-
-    def _advance_window(self, seq64: int) -> None:
-        """advance_window: clear the blocks between the old top and the new one,
-        then make ``seq64`` the top of the window."""
-        r = self.replay
-        index_cur = r.last >> 5
-        diff = ((seq64 >> 5) - index_cur) & M64
-        bs = r.bitmap_size
-        if diff > bs:
-            diff = bs
-        bm = r.bitmap
-        for i in range(diff):
-            bm[(i + index_cur + 1) & (bs - 1)] = 0
-        r.last = seq64
-
     # -- per packet ----------------------------------------------------------------------
 
     def output(self, payload: bytes | bytearray, nxt: int, *, seq: int | None = None,
@@ -716,19 +429,6 @@ class EspState:
                 f"sequence number wrapped in SA {self.spi:#010x}", seq=seq))
         raise self._drop(EspReplay(f"packet replay check for SA {self.spi:#010x}", seq=seq))
 
-    def _seqh_seen(self, seq: int) -> int:
-        """The high half the window places ``seq`` in, for reporting the 64-bit
-        number of an ESN SA without an ICV (FreeBSD infers none there: the
-        high half only matters for the ICV).  Call after the window update."""
-        last = self.replay.last
-        th = last >> 32
-        tl = last & M32
-        # An accepted number above the top can only be the previous subspace's
-        # tail (case B of RFC 4303 A2.2): a higher one would be the new top.
-        if seq > tl and th and tl < (self.replay.wsize << 3) - 1:
-            return th - 1
-        return th
-
     def _replay_update(self, seq: int) -> None:
         lock = self._lock
         lock.acquire()
@@ -760,318 +460,17 @@ class EspState:
                 f"count={self.count}>")
 
 
-class _EspAead(EspState):
-    """AES-GCM-16 (RFC 4106) and ChaCha20-Poly1305 (RFC 7634): the AEAD encrypts
-    the payload and trailer; AAD = SPI || [seq_hi ||] seq_lo."""
-
-    __slots__ = ()
-
-    def _setup(self, cipher_key: bytes, auth_key: bytes) -> None:
-        self._aead = (ChaCha20Poly1305(cipher_key) if self.enc.kind == KIND_CHACHA
-                      else AESGCM(cipher_key))
-        self._build_fast()
-
-    def _build_fast(self) -> None:
-        # Everything the common case of output() needs, fetched with one load.
-        # ``maxfast`` bounds rlen + skip so that no padding can pass
-        # IP_MAXPACKET; -1 sends every packet to the full path (accounting,
-        # ESN or random padding on).
-        assert self._aead is not None
-        slow = self._stats is not None or self.esn or self.pmask == _EXT_PRAND
-        self._fast = (self.spi, self._salt, self._aead.encrypt, self.blkmask,
-                      -1 if slow else self._maxbody - self.blkmask,
-                      _residue_table(self.pmask, self.blks), _HDR_IV.pack, _NONCE.pack)
-
-    def output(self, payload: bytes | bytearray, nxt: int, *, seq: int | None = None,
-               iv: bytes | None = None, skip: int = 20) -> bytes:
-        # The hot path of the software datapath (DESIGN.md §6: at most ~2x the
-        # raw AEAD call).  Every bytecode counts here: constants come from one
-        # tuple, counters from C iterators, the trailer from a shared table
-        # indexed by the payload length's residue; anything unusual (explicit
-        # seq/IV, ESN, accounting, PRAND, near IP_MAXPACKET, counter wrap)
-        # takes _output_full, which follows esp_output step by step.
-        spi, salt, encrypt, blkmask, maxfast, by_residue, hdriv, noncepack = self._fast
-        rlen = len(payload)
-        if seq is not None or iv is not None or rlen + skip > maxfast:
-            return self._output_full(payload, nxt, seq, iv, skip)
-        seq = next(self._seqgen)
-        if seq > self._seqlimit:
-            return self._output_full(payload, nxt, self._wrap(seq), None, skip)
-        cntr = next(self._cntrgen)
-        hi = hdriv(spi, seq, cntr)
-        tr = by_residue[(rlen & blkmask) << 8 | nxt]
-        try:
-            pt = payload + tr
-        except TypeError:                       # a memoryview
-            pt = b"".join((payload, tr))
-        return hi + encrypt(noncepack(salt, cntr), pt, hi[:8])
-
-    def _output_full(self, payload: bytes | bytearray, nxt: int, seq: int | None,
-                     iv: bytes | None, skip: int) -> bytes:
-        rlen = len(payload)
-        padlen = -(rlen + 2) & self.blkmask
-        self._prologue(rlen, skip, padlen)
-        if seq is None:
-            seq = self._next_seq()
-        tr = self._trailer(padlen, nxt)
-        aead = self._aead
-        assert aead is not None
-        if iv is None:
-            cntr = next(self._cntrgen)
-            hi = _HDR_IV.pack(self.spi, seq & M32, cntr)
-            nonce = _NONCE.pack(self._salt, cntr)
-        else:
-            if len(iv) != 8:
-                raise ValueError("the explicit IV is 8 bytes")
-            hi = _HDR.pack(self.spi, seq & M32) + iv
-            nonce = self._salt + iv
-        pt = b"".join((payload, tr))
-        if self.esn:
-            return hi + aead.encrypt(nonce, pt, _AAD_ESN.pack(self.spi, seq >> 32, seq & M32))
-        return hi + aead.encrypt(nonce, pt, hi[:8])
-
-    def input(self, esp: bytes | bytearray) -> tuple[bytes, int, int]:
-        if type(esp) is not bytes:
-            esp = bytes(esp)
-        st = self.stats
-        if st is not None:
-            st.esps_input += 1
-        n = len(esp)
-        if n < 8:
-            raise self._bad_header(esp)
-        spi, seq = _HDR.unpack_from(esp)
-        plen = n - self._ovh
-        if spi != self.spi or n & 3 or plen < 1:     # AEAD blocksize is 1
-            raise self._bad_header(esp)
-        if self._chk:
-            # ipsec_chkreplay under the SA lock, inlined (no wrapper call).
-            lock = self._lock
-            lock.acquire()
-            seqh = self.ipsec_chkreplay(seq)
-            lock.release()
-            if seqh < 0:
-                self._replay_fail(seqh, seq)
-        else:
-            seqh = 0
-        if st is not None:
-            st.esps_ibytes += plen
-        try:
-            if self.esn:
-                pt = self._aead.decrypt(  # type: ignore[union-attr]
-                    self._salt + esp[8:16], esp[16:], _AAD_ESN.pack(spi, seqh, seq))
-            else:
-                pt = self._aead.decrypt(  # type: ignore[union-attr]
-                    self._salt + esp[8:16], esp[16:], esp[:8])
-        except InvalidTag:
-            raise self._drop(EspBadAuth(
-                f"authentication hash mismatch for packet in SA {self.spi:#010x}",
-                seq=seq)) from None
-        if self.replay.wsize:
-            lock = self._lock
-            lock.acquire()
-            bad = self.ipsec_updatereplay(seq)
-            lock.release()
-            if bad:
-                self._replay_fail(-1, seq)
-        padlen = pt[-2]
-        nxt = pt[-1]
-        if padlen + 2 > len(pt) or nxt == 59 or (
-                padlen and pt[-3] != padlen and self.pmask != _EXT_PRAND):
-            payload, nxt = self._trailer_check(pt, seq)
-        else:
-            payload = pt[:-2 - padlen]
-        return payload, nxt, (seqh << 32 | seq) if self.esn else seq
-
-
-class _EspGmac(EspState):
-    """ENCR_NULL_AUTH_AES_GMAC (RFC 4543): payload in clear, ICV = GCM tag over
-    AAD = SPI || [seq_hi ||] seq_lo || IV || payload || trailer."""
-
-    __slots__ = ()
-
-    def _setup(self, cipher_key: bytes, auth_key: bytes) -> None:
-        self._aead = AESGCM(cipher_key)
-
-    def output(self, payload: bytes | bytearray, nxt: int, *, seq: int | None = None,
-               iv: bytes | None = None, skip: int = 20) -> bytes:
-        rlen = len(payload)
-        padlen = (-(rlen + 2)) & self.blkmask
-        self._prologue(rlen, skip, padlen)
-        if seq is None:
-            seq = self._next_seq()
-        if iv is None:
-            iv = next(self._cntrgen).to_bytes(8, "big")
-        elif len(iv) != 8:
-            raise ValueError("the explicit IV is 8 bytes")
-        hdr = _HDR.pack(self.spi, seq & M32)
-        body = b"".join((iv, payload, self._trailer(padlen, nxt)))
-        aad = (_AAD_ESN.pack(self.spi, seq >> 32, seq & M32) if self.esn else hdr) + body
-        aead = self._aead
-        assert aead is not None
-        return hdr + body + aead.encrypt(self._salt + iv, b"", aad)
-
-    def input(self, esp: bytes | bytearray) -> tuple[bytes, int, int]:
-        if type(esp) is not bytes:
-            esp = bytes(esp)
-        seq, plen = self._check_header(esp)
-        seqh = self._replay_check(seq) if self._chk else 0
-        st = self.stats
-        if st is not None:
-            st.esps_ibytes += plen
-        n = len(esp)
-        body = esp[8:n - 16]
-        aad = (_AAD_ESN.pack(self.spi, seqh, seq) if self.esn else esp[:8]) + body
-        aead = self._aead
-        assert aead is not None
-        try:
-            aead.decrypt(self._salt + esp[8:16], esp[n - 16:], aad)
-        except InvalidTag:
-            raise self._drop(EspBadAuth(
-                f"authentication hash mismatch for packet in SA {self.spi:#010x}",
-                seq=seq)) from None
-        if self.replay.wsize:
-            self._replay_update(seq)
-        payload, nxt = self._trailer_check(bytes(body[8:]), seq)
-        return payload, nxt, (seqh << 32 | seq) if self.esn else seq
-
-
-class _EspCipherAuth(EspState):
-    """NULL, AES-CBC (RFC 3602) or AES-CTR (RFC 3686) encryption, then an
-    optional HMAC (RFC 2404, RFC 4868) or NULL authenticator over the whole
-    ESP packet (encrypt-then-authenticate, FreeBSD's CSP_MODE_ETA).
-
-    AES-CBC keeps one encryptor and one decryptor per SA instead of building
-    a cipher context per packet (2.5 us each).  Output feeds a fresh random
-    block ahead of the payload: its ciphertext E(R xor C_prev) is uniformly
-    random and unpredictable, so it serves as the packet's IV (the NIST
-    SP 800-38A Appendix C "encrypt a nonce" construction) and the bytes that
-    follow are exactly CBC under that IV.  Input feeds IV || ciphertext and
-    discards the first block.  Both run under the SA lock.
-    """
-
-    __slots__ = ()
-
-    def _setup(self, cipher_key: bytes, auth_key: bytes) -> None:
-        kind = self.enc.kind
-        if kind in (KIND_CBC, KIND_CTR):
-            self._aes = algorithms.AES(cipher_key)
-        if kind == KIND_CBC:
-            zero = bytes(16)
-            self._cbc_enc = Cipher(self._aes, modes.CBC(zero)).encryptor()
-            self._cbc_dec = Cipher(self._aes, modes.CBC(zero)).decryptor()
-        auth = self.auth
-        if auth is not None and auth.kind == AUTH_HMAC:
-            self._hmac = hmac.new(auth_key, digestmod=getattr(hashlib, auth.hash_name))
-
-    def _encrypt(self, pt: bytes, iv: bytes | None) -> bytes:
-        """IV || ciphertext."""
-        kind = self.enc.kind
-        if kind == KIND_NULL:
-            return pt
-        aes = self._aes
-        assert aes is not None
-        if kind == KIND_CTR:
-            if iv is None:
-                iv = next(self._cntrgen).to_bytes(8, "big")
-            elif len(iv) != 8:
-                raise ValueError("the explicit IV is 8 bytes")
-            ctr = Cipher(aes, modes.CTR(self._salt + iv + b"\0\0\0\1")).encryptor()
-            return iv + ctr.update(pt)
-        if iv is not None:
-            if len(iv) != 16:
-                raise ValueError("the explicit IV is 16 bytes")
-            return iv + Cipher(aes, modes.CBC(iv)).encryptor().update(pt)
-        lock = self._lock
-        lock.acquire()
-        try:
-            return self._cbc_enc.update(self._random(16) + pt)  # type: ignore[union-attr]
-        finally:
-            lock.release()
-
-    def _decrypt(self, body: bytes | bytearray) -> bytes:
-        """body = IV || ciphertext -> plaintext."""
-        kind = self.enc.kind
-        if kind == KIND_NULL:
-            return bytes(body)
-        aes = self._aes
-        assert aes is not None
-        if kind == KIND_CTR:
-            ctr = Cipher(aes, modes.CTR(self._salt + bytes(body[:8]) + b"\0\0\0\1")).decryptor()
-            return ctr.update(body[8:])
-        lock = self._lock
-        lock.acquire()
-        try:
-            return self._cbc_dec.update(body)[16:]  # type: ignore[union-attr]
-        finally:
-            lock.release()
-
-    def _icv(self, data: bytes | bytearray, seqh: int) -> bytes:
-        h = self._hmac
-        if h is None:                    # NULL auth: auth_hash_null's 12 zeros
-            return _ZERO_ICV12
-        h = h.copy()
-        h.update(data)
-        if self.esn:
-            h.update(_U32.pack(seqh))    # RFC 4303 §2.2.1: seq_hi after the payload
-        return h.digest()[:self.icvlen]
-
-    def output(self, payload: bytes | bytearray, nxt: int, *, seq: int | None = None,
-               iv: bytes | None = None, skip: int = 20) -> bytes:
-        rlen = len(payload)
-        padlen = (-(rlen + 2)) & self.blkmask
-        self._prologue(rlen, skip, padlen)
-        if seq is None:
-            seq = self._next_seq()
-        try:
-            pt = payload + self._trailer(padlen, nxt)
-        except TypeError:
-            pt = b"".join((payload, self._trailer(padlen, nxt)))
-        out = _HDR.pack(self.spi, seq & M32) + self._encrypt(pt, iv)
-        if self.auth is None:
-            return out
-        return out + self._icv(out, seq >> 32)
-
-    def input(self, esp: bytes | bytearray) -> tuple[bytes, int, int]:
-        if type(esp) is not bytes:
-            esp = bytes(esp)
-        seq, plen = self._check_header(esp)
-        seqh = self._replay_check(seq) if self._chk else 0
-        st = self.stats
-        if st is not None:
-            st.esps_ibytes += plen
-        n = len(esp)
-        alen = self.icvlen
-        if self.auth is not None:
-            icv = self._icv(esp[:n - alen], seqh)
-            if not hmac.compare_digest(icv, esp[n - alen:]):
-                raise self._drop(EspBadAuth(
-                    f"authentication hash mismatch for packet in SA {self.spi:#010x}",
-                    seq=seq))
-        if self.replay.wsize:
-            self._replay_update(seq)
-        pt = self._decrypt(esp[8:n - alen])
-        payload, nxt = self._trailer_check(pt, seq)
-        if not self.esn:
-            return payload, nxt, seq
-        if not self._chk and self.replay.wsize:
-            seqh = self._seqh_seen(seq)
-        return payload, nxt, seqh << 32 | seq
-
-
+# The factory's tables: SADB_EALG id -> KIND_*, and KIND_* -> the subclass
+# that runs it.  xform_esp_kinds fills both when imported; it must come after
+# EspState (its classes derive from it), hence the import at the very end.
+# Taking no names from it keeps the cycle safe whichever module is imported
+# first.
 _KIND_OF: Final[dict[int, str]] = {}
-_IMPL: Final[dict[str, type[EspState]]] = {
-    KIND_GCM: _EspAead, KIND_CHACHA: _EspAead, KIND_GMAC: _EspGmac,
-    KIND_CBC: _EspCipherAuth, KIND_CTR: _EspCipherAuth, KIND_NULL: _EspCipherAuth,
-}
+_IMPL: Final[dict[str, type[EspState]]] = {}
 
+from . import xform_esp_kinds  # noqa: E402  (registers the subclasses)
 
-def _init_kinds() -> None:
-    from .xform import SUPPORTED_EALGS
-    for alg, x in SUPPORTED_EALGS.items():
-        _KIND_OF[int(alg)] = x.kind
-
-
-_init_kinds()
+del xform_esp_kinds
 
 __all__ = [
     "ESP_HDRLEN", "ESP_OLD_HDRLEN", "IP_MAXPACKET", "ESPSTAT_FIELDS", "EspStat",

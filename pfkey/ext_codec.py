@@ -1,0 +1,70 @@
+"""What every PF_KEY v2 extension value class shares (``sys/net/pfkeyv2.h``):
+the 8-byte alignment (``PFKEY_ALIGN8``), lengths in 64-bit units
+(``sadb_ext_len``, ``PFKEY_UNIT64``), the exttype check on encode, and
+``@_value``, which makes a ``typing.NamedTuple`` a type-aware value.
+
+Split out of :mod:`pfkey.extensions` so that every module holding value
+classes shares one copy without importing the others.  Internal: nothing
+here is public API (``pfkey.message`` takes ``_value`` from
+:mod:`pfkey.extensions`, which re-exports it).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from .errors import EncodeError
+
+_ZEROS = bytes(64)
+
+# tuple.__new__ builds a NamedTuple in one C call, skipping the generated
+# __new__ (the decoder's hot path; see pfkey.extensions).
+_tnew = tuple.__new__
+
+
+def _value(cls: type) -> type:
+    """Type-aware equality and hashing for a NamedTuple value class."""
+
+    def __eq__(self: tuple, other: object) -> bool:
+        return type(self) is type(other) and tuple.__eq__(self, other)  # type: ignore[arg-type]
+
+    def __ne__(self: tuple, other: object) -> bool:
+        return not __eq__(self, other)
+
+    def __hash__(self: tuple) -> int:
+        return hash((type(self).__name__, tuple.__hash__(self)))
+
+    cls.__eq__ = __eq__  # type: ignore[assignment]
+    cls.__ne__ = __ne__  # type: ignore[assignment]
+    cls.__hash__ = __hash__  # type: ignore[assignment]
+    cls.replace = cls._replace  # type: ignore[attr-defined]
+    return cls
+
+
+def _pad8(b: bytes) -> bytes:
+    r = len(b) & 7
+    return b + _ZEROS[: 8 - r] if r else b
+
+
+def _units(n: int) -> int:
+    if n > 0xFFFF * 8:
+        raise EncodeError(f"extension of {n} bytes does not fit sadb_ext_len")
+    return n >> 3
+
+
+def _check_type(obj: Any, allowed: frozenset[int]) -> None:
+    if obj.exttype not in allowed:
+        raise EncodeError(f"{type(obj).__name__} cannot carry extension type {obj.exttype}")
+
+
+def _pack_struct(s: struct.Struct, *values: Any) -> bytes:
+    """struct.pack with range errors reported as EncodeError (for callers
+    packing a single extension; Message.encode catches struct.error itself)."""
+    try:
+        return s.pack(*values)
+    except (struct.error, OverflowError) as exc:
+        raise EncodeError(f"value out of range: {exc}") from None
+
+
+__all__: list[str] = []
