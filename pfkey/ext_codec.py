@@ -11,7 +11,6 @@ here is public API (``pfkey.message`` takes ``_value`` from
 
 from __future__ import annotations
 
-import struct
 from typing import Any
 
 from .errors import EncodeError
@@ -56,15 +55,6 @@ def _units(n: int) -> int:
 def _check_type(obj: Any, allowed: frozenset[int]) -> None:
     if obj.exttype not in allowed:
         raise EncodeError(f"{type(obj).__name__} cannot carry extension type {obj.exttype}")
-
-
-def _pack_struct(s: struct.Struct, *values: Any) -> bytes:
-    """struct.pack with range errors reported as EncodeError (for callers
-    packing a single extension; Message.encode catches struct.error itself)."""
-    try:
-        return s.pack(*values)
-    except (struct.error, OverflowError) as exc:
-        raise EncodeError(f"value out of range: {exc}") from None
 
 
 __all__: list[str] = []
