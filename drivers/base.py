@@ -33,9 +33,12 @@ What a driver does, and what this class does for every profile:
   every live handle's CUMULATIVE (octets, packets) through key.c's
   ``ipsec_accel_drv_sa_lifetime_update`` forwarder (the offload layer turns
   them into unsigned deltas).
-* **Interface down**: with ``ifdown_forgets`` (default) the stop path calls
-  ``ipsec_accel_on_ifdown`` (the handles of this ifnet go; FreeBSD never
-  re-offers them).  With ``cap_toggle_ifdown`` (mlx5) a change of the IPSEC
+* **Interface down**: with ``ifdown_forgets`` (the generic default; mlx5's
+  is off, as in FreeBSD) the stop path calls ``ipsec_accel_on_ifdown`` (the
+  handles of this ifnet go; FreeBSD never re-offers them).  A link-state
+  change alone never does (no FreeBSD driver or stack path calls it there);
+  detach does, through ``ifnet_departure_event``.  With
+  ``cap_toggle_ifdown`` (mlx5) a change of the IPSEC
   capability closes the port, calls ``ipsec_accel_on_ifdown`` if it was on,
   toggles, reopens (§6.4); without it the bit just flips and installed
   handles stay (§17.11: output then goes software).
@@ -159,6 +162,9 @@ class MockNic(DriverKpi, InlineEngine):
     default_capacity: ClassVar[Optional[int]] = None
     default_poll_interval: ClassVar[float] = 1.0
     default_cap_toggle_ifdown: ClassVar[bool] = False
+    #: Whether the stop path (``ifconfig down``) calls ipsec_accel_on_ifdown
+    #: unless the ``ifdown_forgets`` option says otherwise.
+    default_ifdown_forgets: ClassVar[bool] = True
     has_spd_ops: ClassVar[bool] = False
     #: The method table's ``nonblocking`` promise (ifnet.IfIpsecAccelMethods):
     #: a model NIC's methods only touch its own tables under short locks, so
@@ -170,7 +176,7 @@ class MockNic(DriverKpi, InlineEngine):
                  up: bool = True, lladdr: Optional[bytes] = None,
                  errno_style: str = ERRNO_FREEBSD, modes: Optional[Iterable[str]] = None,
                  capacity: Optional[int] | str = "default", poll: str = POLL_OFF,
-                 poll_interval: Optional[float] = None, ifdown_forgets: bool = True,
+                 poll_interval: Optional[float] = None, ifdown_forgets: Optional[bool] = None,
                  cap_toggle_ifdown: Optional[bool] = None, direction_ext: bool = True,
                  rx_queue_len: int = 4096, tag_zone: Optional[Zone] = None,
                  esp_state_factory: Optional[EspStateFactory] = None) -> None:
@@ -186,7 +192,8 @@ class MockNic(DriverKpi, InlineEngine):
             raise ValueError(f"poll must be {POLL_OFF!r} or {POLL_THREAD!r}")
         self.errno_policy = ErrnoPolicy(errno_style)
         self.want_up = up
-        self.ifdown_forgets = ifdown_forgets
+        self.ifdown_forgets = self.default_ifdown_forgets if ifdown_forgets is None \
+            else ifdown_forgets
         self.cap_toggle_ifdown = self.default_cap_toggle_ifdown if cap_toggle_ifdown is None \
             else cap_toggle_ifdown
         self.poll_mode = poll
@@ -302,11 +309,13 @@ class MockNic(DriverKpi, InlineEngine):
             self.registry.if_link_state_change(ifp, LINK_STATE_UP)
 
     def _if_stop(self, ifp: Ifnet) -> None:
-        # ipsec_accel_on_ifdown exists for exactly this ("an interface went
-        # down"), and issue 5's scenarios expect the handles to go on
-        # ifconfig down.  FreeBSD's mlx5 source read for this model calls it
-        # from the capability toggle only, so ``ifdown_forgets=False`` keeps
-        # handles across down/up (output then fails at the link, not at IPsec).
+        # ipsec_accel_on_ifdown exists for "an interface went down", and the
+        # generic mock NIC calls it here so scenarios can drop handles with
+        # ifconfig down.  FreeBSD's mlx5 does not (mlx5e_ioctl SIOCSIFFLAGS
+        # only closes the port; it calls on_ifdown from the capability toggle
+        # and mlx5e_destroy_ifp), so Mlx5Nic defaults to
+        # ``ifdown_forgets=False``: handles survive down/up (output then
+        # fails at the link, not at IPsec).
         ifp.if_drv_flags &= ~IFF_DRV_RUNNING
         if self.registry is not None:
             self.registry.if_link_state_change(ifp, LINK_STATE_DOWN)

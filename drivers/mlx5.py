@@ -41,6 +41,14 @@ Behaviour modelled:
 * **Capability toggle**: ``ifconfig mce0 -ipsec`` closes the port, calls
   ``ipsec_accel_on_ifdown``, clears the bit and reopens; enabling replays
   nothing (§6.4).
+* **ipsec_accel_on_ifdown is called from exactly two places** (FreeBSD
+  ``sys/dev/mlx5/mlx5_en/mlx5_en_main.c``): that toggle in ``mlx5e_ioctl``
+  and ``mlx5e_destroy_ifp`` (detach, after ``ether_ifdetach``; the stack's
+  ``ifnet_departure_event`` handler in ipsec_offload.c has already done it).
+  ``ifconfig mce0 down`` (SIOCSIFFLAGS: ``mlx5e_close_locked``) and a port
+  or cable event (``mlx5e_update_carrier``: ``if_link_state_change``) do not
+  call it, so handles and hardware SAs survive them: ``ifdown_forgets``
+  defaults to False here (True opts into the generic mock's behaviour).
 * ``if_hwassist``: the trunk's hwassist & (TSO, TCP, UDP, IP, IP6_TSO,
   IP6_TCP, IP6_UDP).
 * Offload modes: packet (FreeBSD inline) first, crypto (Linux) as well.
@@ -108,6 +116,7 @@ class Mlx5Nic(MockNic):
     default_capacity: ClassVar[Optional[int]] = 1 << 24
     default_poll_interval: ClassVar[float] = 1.0
     default_cap_toggle_ifdown: ClassVar[bool] = True
+    default_ifdown_forgets: ClassVar[bool] = False
     has_spd_ops: ClassVar[bool] = True
 
     def __init__(self, name: Optional[str] = None, *, esn: bool = True, natt: bool = True,

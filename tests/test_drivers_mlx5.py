@@ -18,7 +18,7 @@ from drivers.mlx5 import MLX5_REPLAY_WINDOWS
 from drivers.testing import (
     GCM128_KEY, GCM256_KEY, Capture, gcm_sa, make_sav, make_sp, sw_state, tagged,
 )
-from ipsec_accel.ifnet import IfnetRegistry
+from ipsec_accel.ifnet import LINK_STATE_DOWN, IfnetRegistry
 from ipsec_accel.mbuf import CSUM_IP, CSUM_TSO, CSUM_UDP
 from ipsec_accel.packet import udp_packet
 from ipsec_accel.taskqueue import TqMode
@@ -217,8 +217,64 @@ def test_capability_toggle_forgets_and_never_replays(rig: OffloadRig) -> None:
     rig.check()
 
 
-def test_ifdown_forgets_handles(rig: OffloadRig) -> None:
+def test_ifdown_keeps_handles(rig: OffloadRig) -> None:
+    """FreeBSD sys/dev/mlx5/mlx5_en/mlx5_en_main.c, mlx5e_ioctl SIOCSIFFLAGS
+    with IFF_UP cleared: port status DOWN, mlx5e_close_locked (which only
+    marks the port closed, reports LINK_STATE_DOWN and closes the channels),
+    mlx5e_update_carrier, IFF_DRV_RUNNING cleared -- no
+    ipsec_accel_on_ifdown; net/if.c's if_down/if_unroute does not call it
+    either.  The handles (and the hardware SAs, which live in flow tables
+    that only mlx5e_destroy_ifp closes) survive ``ifconfig mce0 down; up``."""
     nic = _attach(rig)
+    rig.add_sa(0x1000, **gcm_sa())
+    rig.add_sa(0x1001, **gcm_sa(key=GCM256_KEY))
+    rig.sync()
+    assert len(nic.handles()) == 2
+    rig.ifnets.if_setupdown(nic.ifp, False)
+    rig.sync()
+    assert not nic.running
+    assert len(nic.handles()) == 2 and len(rig.off.sav_handles()) == 2
+    rig.ifnets.if_setupdown(nic.ifp, True)
+    rig.sync()
+    assert nic.running and len(nic.handles()) == 2
+    rig.check()
+
+
+def test_link_down_keeps_handles(rig: OffloadRig) -> None:
+    """FreeBSD mlx5_en_main.c: a port event (MLX5_DEV_EVENT_PORT_DOWN in
+    mlx5e_async_event_sub) only queues update_carrier_work, and
+    mlx5e_update_carrier only calls if_link_state_change(LINK_STATE_DOWN);
+    the stack's if_link_state_change/do_link_state_change (net/if.c) does
+    not call ipsec_accel_on_ifdown.  A cable pull keeps the handles."""
+    nic = _attach(rig)
+    rig.add_sa(0x1000, **gcm_sa())
+    rig.sync()
+    assert len(nic.handles()) == 1
+    rig.ifnets.if_link_state_change(nic.ifp, LINK_STATE_DOWN)
+    rig.sync()
+    assert len(nic.handles()) == 1 and len(rig.off.sav_handles()) == 1
+    rig.check()
+
+
+def test_detach_forgets_handles(rig: OffloadRig) -> None:
+    """FreeBSD mlx5_en_main.c, mlx5e_destroy_ifp: after ether_ifdetach it
+    calls ipsec_accel_on_ifdown (under IPSEC_OFFLOAD); if_detach's
+    ifnet_departure_event already ran ipsec_offload.c's
+    ipsec_accel_ifdetach_event, so the second call finds nothing."""
+    nic = _attach(rig)
+    rig.add_sa(0x1000, **gcm_sa())
+    rig.sync()
+    assert len(nic.handles()) == 1
+    nic.detach()
+    rig.sync()
+    assert nic.handles() == [] and rig.off.sav_handles() == []
+    rig.check(balanced=True)
+
+
+def test_ifdown_forgets_opt_in(rig: OffloadRig) -> None:
+    """``ifdown_forgets=True``: the model's opt-in for a driver whose stop
+    path calls ipsec_accel_on_ifdown (FreeBSD's mlx5 does not)."""
+    nic = _attach(rig, ifdown_forgets=True)
     rig.add_sa(0x1000, **gcm_sa())
     rig.add_sa(0x1001, **gcm_sa(key=GCM256_KEY))
     rig.sync()

@@ -81,11 +81,14 @@ def test_json_summary_fields_add_up() -> None:
 
 def test_no_fastpath_gives_the_same_summary() -> None:
     """--no-fastpath (net.inet.ipsec.offload.fastpath=0): every packet takes
-    the full output path; what happened to the packets is the same."""
+    the full output path; what happened to the packets is the same.
+    (``-o ifdown_forgets=true``: FreeBSD's mlx5 keeps its handles across
+    ifconfig down/up, see test_ifdown_mlx5_keeps_offloading.)"""
     strip = ("rate", "elapsed", "pps")
-    on = run_json("-n", "60", "-s", "400", "--flows", "3", "--ifdown-at", "30")
+    forget = ("-o", "ifdown_forgets=true")
+    on = run_json("-n", "60", "-s", "400", "--flows", "3", "--ifdown-at", "30", *forget)
     off = run_json("-n", "60", "-s", "400", "--flows", "3", "--ifdown-at", "30",
-                   "--no-fastpath")
+                   "--no-fastpath", *forget)
     assert {k: v for k, v in on.items() if k not in strip} == \
         {k: v for k, v in off.items() if k not in strip}
     assert on["paths_out"]["out_packet"] == 30 and on["paths_out"]["out_sw"] == 30
@@ -160,15 +163,28 @@ def test_software_algorithm_the_nic_refuses() -> None:
 @pytest.mark.parametrize("profile", ["mlx5", "ixgbe"])
 def test_ifdown_mid_flow_moves_to_software_nothing_lost(profile: str) -> None:
     """--ifdown-at K: the first K packets offloaded, the rest in software
-    after ipsec_accel_on_ifdown; every packet delivered, counted once."""
+    after ipsec_accel_on_ifdown; every packet delivered, counted once.
+    (mlx5 only with ``-o ifdown_forgets=true``: FreeBSD's does not call
+    on_ifdown on ifconfig down.)"""
+    mlx5 = ["--esn", "-o", "ifdown_forgets=true"] if profile == "mlx5" else []
     rep = run_json("-n", "30", "-s", "400", "--ifdown-at", "12", "--profile", profile,
-                   "--replay", "4", *(["--esn"] if profile == "mlx5" else []))
+                   "--replay", "4", *mlx5)
     hw = "out_packet" if profile == "mlx5" else "out_crypto"
     assert rep["ifdown_at"] == 12 and not rep["stay_down"]
     assert rep["paths_out"][hw] == 12 and rep["paths_out"]["out_sw"] == 18
     assert rep["delivered"] == 30 and rep["drops"] == {} and rep["errors"] == {}
     assert sa_row(rep, "a", 0x1000)["current_packets"] == 30
     assert sa_row(rep, "b", 0x1000)["current_packets"] == 30
+
+
+def test_ifdown_mlx5_keeps_offloading() -> None:
+    """FreeBSD sys/dev/mlx5/mlx5_en/mlx5_en_main.c, mlx5e_ioctl SIOCSIFFLAGS:
+    ifconfig down only closes the port (mlx5e_close_locked), it does not
+    call ipsec_accel_on_ifdown, so after down and up the SA is still
+    offloaded: every packet takes the packet-offload path."""
+    rep = run_json("-n", "30", "-s", "400", "--ifdown-at", "12")
+    assert rep["paths_out"]["out_packet"] == 30 and rep["paths_out"].get("out_sw", 0) == 0
+    assert rep["delivered"] == 30 and rep["drops"] == {} and rep["errors"] == {}
 
 
 def test_ifdown_stay_down_fails_the_rest() -> None:

@@ -25,10 +25,11 @@ default as in the driver model), ``--replay``/``--esn``, ``--flows``
 source ports, ``--reverse`` (b sends to a), ``--pcap FILE`` (the wire's
 capture), ``--esp-sa FILE`` (the kernels' SAs as Wireshark's ``esp_sa``
 table), ``--ifdown-at K`` (after K packets the sender's NIC goes down and up
-again -- ipsec_accel_on_ifdown deinstalls its SAs and the rest of the flow
-goes through software; ``--stay-down`` leaves it down, so the rest fails
-with ENETDOWN), ``--json`` (the summary as one JSON object), ``-q`` (no
-progress).
+again -- a driver whose stop path calls ipsec_accel_on_ifdown deinstalls its
+SAs and the rest of the flow goes through software; mlx5, like FreeBSD's
+driver, keeps them and goes on offloading unless ``-o ifdown_forgets=true``;
+``--stay-down`` leaves it down, so the rest fails with ENETDOWN), ``--json``
+(the summary as one JSON object), ``-q`` (no progress).
 
 The summary: packets (sent, delivered, failed), bytes (IP bytes handed to
 ip_output, bytes on the sender's wire, bytes delivered), pps over the send
