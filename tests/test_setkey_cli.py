@@ -42,6 +42,11 @@ ROOT = Path(__file__).resolve().parents[1]
 PID = 4242
 HAVE_OFFLOAD = importlib.util.find_spec("ipsec_accel.ipsec_offload") is not None
 
+#: usage() of FreeBSD sbin/setkey/setkey.c with -e (RTEMS/rtems-libbsd
+#: freebsd/sbin/setkey/setkey.c = FreeBSD main 2024-10-29; the same in the
+#: newest freebsd-src fork read, fel1x-developer/freebsd-src 2d614aa2).  Its
+#: getopt string is "acde:f:ghltvxDFP".  setkey.8's SYNOPSIS differs: it
+#: spells the line ``-e script`` and the dump line ``[-Pgltv] -D``.
 USAGE = ('usage: setkey [-v] -c\n'
          '       setkey [-v] -f filename\n'
          '       setkey [-v] -e "<script>"\n'
@@ -108,6 +113,15 @@ def test_only_one_f_or_e(host: Host, tmp_path: Path) -> None:
     r = run(host, "-f", str(conf), "-e", "flush;")
     assert r.rc == 255 and r.out == ""
     assert r.err.startswith("setkey: only one -f/-e option is accepted")
+
+
+def test_empty_e_script_is_fmemopen_einval(host: Host) -> None:
+    """FreeBSD sbin/setkey/setkey.c main(), case 'e': ``fmemopen(optarg,
+    strlen(optarg), "r")`` and ``err(-1, "fmemopen")`` when it fails;
+    lib/libc/stdio/fmemopen.c returns EINVAL for size 0.  So ``-e ""``
+    stops in the option loop: the message, exit 255, nothing sent."""
+    assert run(host, "-e", "") == Result(255, "", "setkey: fmemopen: Invalid argument\n")
+    assert run(host, "-e", "", "-D") == Result(255, "", "setkey: fmemopen: Invalid argument\n")
 
 
 def test_directory_as_script(host: Host, tmp_path: Path) -> None:

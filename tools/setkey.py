@@ -23,7 +23,10 @@ This is FreeBSD main's setkey (2024), the one with ``-e`` and ``-hwif``;
 FreeBSD 14's has the same code without ``-e`` (getopt ``acdf:ghltvxDFP``, a
 five-line usage -- pfkey_setkey_reference.md §D.1).
 
-``-c`` script on stdin, ``-f`` from a file, ``-e`` from the argument; script
+``-c`` script on stdin, ``-f`` from a file, ``-e`` from the argument (an empty
+one fails as FreeBSD's ``fmemopen`` does: ``setkey: fmemopen: Invalid
+argument``, 255; a second ``-f``/``-e`` without a ``-c`` between them is
+``err(-1, "only one -f/-e option is accepted")``); script
 mode sends SADB_REGISTER (UNSPEC) first and checks keys against the lists it
 returns.  ``-D`` dumps the SAD (``-P`` the SPD; ``-g``/``-t`` OR the global /
 ifnet scope bits into SPDDUMP's satype), ``-F`` flushes, ``-a`` also shows DEAD
@@ -766,6 +769,12 @@ def _main(args: list[str], env: Mapping[str, str], out: TextIO, err: TextIO,
             assert optarg is not None
             if c == "e":
                 script = os.fsencode(optarg)
+                if not script:
+                    # setkey.c hands optarg to fmemopen(3) with its strlen;
+                    # FreeBSD's fmemopen refuses a size of 0 with EINVAL
+                    # (lib/libc/stdio/fmemopen.c), and setkey err()s out.
+                    stderr_line(f"{PROG}: fmemopen: {freebsd_strerror(_errno.EINVAL)}")
+                    return 255
             elif os.path.isdir(optarg):
                 script = ("dir", optarg)   # fopen(dir, "r") succeeds; reading fails
             else:
