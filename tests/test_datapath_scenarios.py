@@ -109,30 +109,38 @@ def test_two_hosts_traffic_and_setkey_counters_agree(profile: str) -> None:
         assert used == expect, "each profile's hardware does what it can"
 
 
-#: Drivers whose stop path does not call ipsec_accel_on_ifdown by default
-#: (FreeBSD's mlx5): the ifdown scenarios opt them in.
-_FORGET: dict[str, dict[str, Any]] = {"mlx5": {"ifdown_forgets": True}}
+def _lose_handles(lab: Lab, profile: str, host: str) -> None:
+    """The event that makes host ``host``'s NIC call ipsec_accel_on_ifdown
+    (§6.4): for FreeBSD's mlx5 turning the IPSEC capability off (mlx5e_ioctl
+    SIOCSIFCAP/SIOCSIFCAPNV; its ``ifconfig down`` keeps the handles,
+    sys/dev/mlx5/mlx5_en/mlx5_en_main.c), for the other mock NICs ``ifconfig
+    down; up`` (the model's default for a stop path without a FreeBSD
+    driver to follow)."""
+    ifp = lab.ifp(host)
+    reg = lab.hosts[host].ifnets
+    if profile == "mlx5":
+        assert reg.if_setipsec(ifp.if_xname, False) == 0
+    else:
+        reg.if_setupdown(ifp, False)
+        reg.if_setupdown(ifp, True)
 
 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_ifdown_mid_flow_moves_to_software_nothing_lost_or_double_counted(profile: str
                                                                          ) -> None:
-    """§6.4 / §17.9-10: ``ifconfig down; up`` on both NICs mid-flow calls
-    ipsec_accel_on_ifdown (handles deinstalled, never re-offered): the rest
-    of the flow goes through software.  Replay windows are on; hardware and
-    software share each SA's ESP state, so sequence numbers continue -- no
-    packet lost, none counted twice (the drivers report before the ifdown:
-    mlx5 cancels a handle's counter work at deinstall).  FreeBSD's mlx5
-    does not call on_ifdown on ifconfig down (mlx5e_ioctl SIOCSIFFLAGS,
-    sys/dev/mlx5/mlx5_en/mlx5_en_main.c): its NIC opts in here."""
-    with Lab.build(profile, nic_options=_FORGET.get(profile)) as lab:
+    """§6.4 / §17.9-10: both NICs call ipsec_accel_on_ifdown mid-flow
+    (:func:`_lose_handles`: mlx5 on ``-ipsec``, the others on ``ifconfig
+    down; up``; handles deinstalled, never re-offered): the rest of the flow
+    goes through software.  Replay windows are on; hardware and software
+    share each SA's ESP state, so sequence numbers continue -- no packet
+    lost, none counted twice (the drivers report before the handles go:
+    mlx5 cancels a handle's counter work at deinstall)."""
+    with Lab.build(profile) as lab:
         lab.install_transport(**_opts(profile))
         r1 = lab.push(20, 400)
         lab.poll()
         for h in ("a", "b"):
-            reg = lab.hosts[h].ifnets
-            reg.if_setupdown(lab.ifp(h), False)
-            reg.if_setupdown(lab.ifp(h), True)
+            _lose_handles(lab, profile, h)
         assert not lab.nic("a").handles() and not lab.nic("b").handles()
         r2 = lab.push(30, 400)
         lab.poll()
@@ -179,16 +187,15 @@ def test_sender_only_failover_needs_the_shared_esp_state(share: bool) -> None:
 
 
 def test_nofallback_sa_drops_when_the_nic_goes_away() -> None:
-    """Extension "nofallback": after the handles are gone (ifdown) an SA
-    that must not run in software drops its packets instead."""
-    with Lab.build("mlx5", extensions=("nofallback",), nic_options=_FORGET["mlx5"]) as lab:
+    """Extension "nofallback": after the handles are gone (mlx5's
+    ``-ipsec`` calls on_ifdown) an SA that must not run in software drops
+    its packets instead."""
+    with Lab.build("mlx5", extensions=("nofallback",)) as lab:
         lab.install_transport()
         for h in "ab":
             lab.hosts[h].offload.ipsec_accel_sa_set_nofallback(lab.sav(h, 0x1000), True)
         assert lab.push(5, 200).delivered == 5
-        reg = lab.a.ifnets
-        reg.if_setupdown(lab.ifp("a"), False)
-        reg.if_setupdown(lab.ifp("a"), True)
+        _lose_handles(lab, "mlx5", "a")
         r = lab.push(5, 200)
         assert r.delivered == 0 and lab.stats("a")["accel.out_nofallback"] == 5
 
