@@ -187,6 +187,30 @@ def test_ifdown_mlx5_keeps_offloading() -> None:
     assert rep["delivered"] == 30 and rep["drops"] == {} and rep["errors"] == {}
 
 
+def test_noipsec_mid_flow_moves_mlx5_to_software_nothing_lost() -> None:
+    """--noipsec-at K: after K packets ``ifconfig mce0 -ipsec`` on the
+    sender: FreeBSD's mlx5 (mlx5e_ioctl SIOCSIFCAP/SIOCSIFCAPNV,
+    sys/dev/mlx5/mlx5_en/mlx5_en_main.c) closes the port, calls
+    ipsec_accel_on_ifdown and reopens it, so the rest of the flow goes
+    through software with the ESP state continued: every packet delivered,
+    each counted once."""
+    rep = run_json("-n", "30", "-s", "400", "--noipsec-at", "12", "--replay", "4", "--esn")
+    assert rep["noipsec_at"] == 12 and rep["ifdown_at"] is None
+    assert rep["paths_out"]["out_packet"] == 12 and rep["paths_out"]["out_sw"] == 18
+    assert rep["delivered"] == 30 and rep["drops"] == {} and rep["errors"] == {}
+    assert sa_row(rep, "a", 0x1000)["current_packets"] == 30
+    assert sa_row(rep, "b", 0x1000)["current_packets"] == 30
+    rc, out, _ = run("-q", "-n", "4", "--noipsec-at", "2")
+    assert rc == 0 and "ipsec off: a's NIC -ipsec after 2 packets" in out
+
+
+def test_noipsec_and_ifdown_exclusive() -> None:
+    """One mid-flow event per run: both options is a usage error (exit 2)."""
+    rc, _, err = run("-q", "-n", "4", "--noipsec-at", "2", "--ifdown-at", "2")
+    assert rc == 2 and "not allowed with argument --noipsec-at" in err
+    assert err.count("\n") == 1
+
+
 def test_ifdown_stay_down_fails_the_rest() -> None:
     """--stay-down: after K packets the interface is down: ENETDOWN for the
     rest, counted as ip_output drops and the driver's tx_down."""

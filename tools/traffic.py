@@ -13,6 +13,7 @@ into the SA lifetimes and prints a summary::
     python tools/traffic.py -n 5000 -s 64 -p tcp --offload software --tag sndtag
     python tools/traffic.py -n 1000 -6 -m tunnel --profile ixgbe --pcap a-b.pcap \\
         --esp-sa esp_sa                # Wireshark: Protocols > ESP > ESP SAs
+    python tools/traffic.py -n 2000 --noipsec-at 1000    # ifconfig mce0 -ipsec mid-flow
     python tools/traffic.py -n 2000 --ifdown-at 1000     # ifconfig down; up mid-flow
 
 Options (``--help`` lists them all): ``-n`` packets, ``-s`` size in bytes (IP
@@ -28,7 +29,11 @@ table), ``--ifdown-at K`` (after K packets the sender's NIC goes down and up
 again -- a driver whose stop path calls ipsec_accel_on_ifdown deinstalls its
 SAs and the rest of the flow goes through software; mlx5, like FreeBSD's
 driver, keeps them and goes on offloading unless ``-o ifdown_forgets=true``;
-``--stay-down`` leaves it down, so the rest fails with ENETDOWN), ``--json``
+``--stay-down`` leaves it down, so the rest fails with ENETDOWN),
+``--noipsec-at K`` (after K packets ``ifconfig <nic> -ipsec`` on the sender:
+output honours the cleared capability bit at once, and mlx5 calls
+ipsec_accel_on_ifdown, as FreeBSD's driver does; the rest of the flow goes
+through software), ``--json``
 (the summary as one JSON object), ``-q`` (no progress).
 
 The summary: packets (sent, delivered, failed), bytes (IP bytes handed to
@@ -187,9 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pcap", metavar="FILE", help="write the wire's capture to FILE")
     p.add_argument("--esp-sa", metavar="FILE",
                    help="export the kernels' SAs as Wireshark's esp_sa table to FILE")
-    p.add_argument("--ifdown-at", type=_nonneg, metavar="K",
-                   help="after K packets, take the sender's NIC down (and up again, "
-                   "unless --stay-down)")
+    mid = p.add_mutually_exclusive_group()
+    mid.add_argument("--ifdown-at", type=_nonneg, metavar="K",
+                     help="after K packets, take the sender's NIC down (and up again, "
+                     "unless --stay-down)")
+    mid.add_argument("--noipsec-at", type=_nonneg, metavar="K",
+                     help="after K packets, turn the sender's IPsec offload capability "
+                     "off (ifconfig -ipsec)")
     p.add_argument("--stay-down", action="store_true",
                    help="with --ifdown-at: leave the NIC down")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -300,6 +309,7 @@ class TrafficReport:
     per_sa: list[dict[str, Any]] = field(default_factory=list)
     ifdown_at: Optional[int] = None
     stay_down: bool = False
+    noipsec_at: Optional[int] = None
     pcap: Optional[str] = None
     esp_sa: Optional[str] = None
     esp_sa_count: int = 0
@@ -379,29 +389,39 @@ def run_traffic(opts: argparse.Namespace, *, progress: Optional[Progress] = None
             tag=opts.tag, alg=opts.alg, src=src, dst=dst,
             src_addr=saddr or lab.addrs[src], dst_addr=daddr or lab.addrs[dst],
             proto=proto, size=opts.size, count=opts.count, ifdown_at=opts.ifdown_at,
-            stay_down=bool(opts.stay_down), pcap=opts.pcap, esp_sa=opts.esp_sa)
+            stay_down=bool(opts.stay_down), noipsec_at=opts.noipsec_at, pcap=opts.pcap,
+            esp_sa=opts.esp_sa)
         nic = lab.nic(src)
         tx0 = nic.stats()
         kw: dict[str, Any] = dict(src=src, dst=dst, flows=opts.flows, saddr=saddr,
                                   daddr=daddr)
         every = max(1, min(1000, opts.count // 100))
         parts: list[TrafficResult] = []
-        k = opts.count if opts.ifdown_at is None else min(opts.ifdown_at, opts.count)
+        event_at = opts.ifdown_at if opts.ifdown_at is not None else opts.noipsec_at
+        k = opts.count if event_at is None else min(event_at, opts.count)
         if k:
             parts.append(lab.push(k, opts.size, proto, progress=progress.update if progress
                                   else None, progress_every=every, **kw))
-        if opts.ifdown_at is not None:
+        if event_at is not None:
             # Let the drivers report what they carried before their SAs go
             # (mlx5 cancels a handle's counter work when it is deinstalled).
             lab.poll()
             reg = lab.hosts[src].ifnets
-            reg.if_setupdown(lab.ifp(src), False)
-            if not opts.stay_down:
-                reg.if_setupdown(lab.ifp(src), True)
+            if opts.noipsec_at is not None:
+                # ifconfig -ipsec: output honours the live capability bit at
+                # once; a driver like mlx5 also calls ipsec_accel_on_ifdown.
+                error = reg.if_setipsec(lab.ifname[src], False)
+                if error:
+                    raise LabError(f"ifconfig {lab.ifname[src]} -ipsec: "
+                                   f"{os.strerror(error)}")
+                what = "-ipsec"
+            else:
+                reg.if_setupdown(lab.ifp(src), False)
+                if not opts.stay_down:
+                    reg.if_setupdown(lab.ifp(src), True)
+                what = "down" if opts.stay_down else "down and up"
             if progress is not None:
-                progress.note(f"{lab.ifname[src]} on {src} "
-                              f"{'down' if opts.stay_down else 'down and up'} after {k} "
-                              f"packets")
+                progress.note(f"{lab.ifname[src]} on {src} {what} after {k} packets")
             rest = opts.count - k
             if rest:
                 def later(i: int) -> None:
@@ -442,6 +462,9 @@ def format_summary(rep: TrafficReport) -> str:
     if rep.ifdown_at is not None:
         out.append(f"ifdown: {rep.src}'s NIC {'down' if rep.stay_down else 'down and up'} "
                    f"after {min(rep.ifdown_at, rep.count)} packets")
+    if rep.noipsec_at is not None:
+        out.append(f"ipsec off: {rep.src}'s NIC -ipsec after "
+                   f"{min(rep.noipsec_at, rep.count)} packets")
     out.append(f"packets: sent {rep.sent}, delivered {rep.delivered}, failed {rep.failed}, "
                f"on the wire {rep.wire_packets}")
     out.append(f"bytes:   sent {rep.bytes_sent} (IP), on the wire {rep.wire_bytes}, "
@@ -485,6 +508,9 @@ def _check(opts: argparse.Namespace) -> None:
         raise _UsageError("--stay-down needs --ifdown-at")
     if opts.ifdown_at is not None and opts.ifdown_at > opts.count:
         raise _UsageError(f"--ifdown-at {opts.ifdown_at} is beyond the {opts.count} packets")
+    if opts.noipsec_at is not None and opts.noipsec_at > opts.count:
+        raise _UsageError(f"--noipsec-at {opts.noipsec_at} is beyond the {opts.count} "
+                          f"packets")
     if opts.size > 65535:
         raise _UsageError(f"size {opts.size} exceeds the 65535 bytes of an IP datagram")
     if opts.flows > 60000:
