@@ -47,11 +47,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from .keysock import KeySocket
 
 
-_SATYPE2PROTO = {SADB_SATYPE.UNSPEC: IPSEC_PROTO_ANY, SADB_SATYPE.AH: 51,
-                 SADB_SATYPE.ESP: 50, SADB_SATYPE.X_IPCOMP: 108,
-                 SADB_SATYPE.X_TCPSIGNATURE: 6}
-_PROTO2SATYPE = {51: int(SADB_SATYPE.AH), 50: int(SADB_SATYPE.ESP),
-                 108: int(SADB_SATYPE.X_IPCOMP), 6: int(SADB_SATYPE.X_TCPSIGNATURE)}
+_SATYPE2PROTO: dict[int, int] = {SADB_SATYPE.UNSPEC: IPSEC_PROTO_ANY, SADB_SATYPE.AH: 51,
+                                  SADB_SATYPE.ESP: 50, SADB_SATYPE.X_IPCOMP: 108,
+                                  SADB_SATYPE.X_TCPSIGNATURE: 6}
+_PROTO2SATYPE: dict[int, int] = {51: int(SADB_SATYPE.AH), 50: int(SADB_SATYPE.ESP),
+                                  108: int(SADB_SATYPE.X_IPCOMP),
+                                  6: int(SADB_SATYPE.X_TCPSIGNATURE)}
 
 UINT32_80PCT = 0xCCCCCCCC
 
