@@ -170,6 +170,9 @@ class PfkeyError(OSError):
 
     default_errno: int = _errno.EINVAL
     default_delivery: Delivery = Delivery.REPLY
+    # OSError's are Optional; __init__ always passes both, so never None here.
+    errno: int
+    strerror: str
 
     def __init__(self, message: str, errno: int | None = None,
                  delivery: Delivery | None = None) -> None:
@@ -185,7 +188,7 @@ class PfkeyError(OSError):
         return (f"{freebsd_strerror(self.wire_errno)} "
                 f"({wire_name(self.wire_errno)}): {self.strerror}")
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self) -> tuple[type[PfkeyError], tuple[str, int, Delivery]]:
         return (type(self), (self.strerror, self.errno, self.delivery))
 
 

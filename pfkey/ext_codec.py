@@ -3,6 +3,12 @@ the 8-byte alignment (``PFKEY_ALIGN8``), lengths in 64-bit units
 (``sadb_ext_len``, ``PFKEY_UNIT64``), the exttype check on encode, and
 ``@_value``, which makes a ``typing.NamedTuple`` a type-aware value.
 
+A value class that also carries class constants (``exttype``,
+``ALLOWED_TYPES``, ``SIZE``) is written as a ``_<Name>Fields`` NamedTuple
+holding only the fields plus a slotted (``__slots__ = ()``) subclass holding
+the constants and methods: type checkers read every assignment in a
+NamedTuple body as a field, so the constants cannot live there.
+
 Split out of :mod:`pfkey.extensions` so that every module holding value
 classes shares one copy without importing the others.  Internal: nothing
 here is public API (``pfkey.message`` takes ``_value`` from
@@ -11,7 +17,7 @@ here is public API (``pfkey.message`` takes ``_value`` from
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import EncodeError
 
@@ -21,19 +27,23 @@ _ZEROS = bytes(64)
 # __new__ (the decoder's hot path; see pfkey.extensions).
 _tnew = tuple.__new__
 
+_C = TypeVar("_C", bound=type)
 
-def _value(cls: type) -> type:
+
+def _value(cls: _C) -> _C:
     """Type-aware equality and hashing for a NamedTuple value class."""
 
-    def __eq__(self: tuple, other: object) -> bool:
-        return type(self) is type(other) and tuple.__eq__(self, other)  # type: ignore[arg-type]
+    def __eq__(self: tuple[Any, ...], other: object) -> bool:
+        return type(self) is type(other) and tuple.__eq__(self, other)
 
-    def __ne__(self: tuple, other: object) -> bool:
+    def __ne__(self: tuple[Any, ...], other: object) -> bool:
         return not __eq__(self, other)
 
-    def __hash__(self: tuple) -> int:
+    def __hash__(self: tuple[Any, ...]) -> int:
         return hash((type(self).__name__, tuple.__hash__(self)))
 
+    # Patching methods onto a class object, and adding ``replace``, is not
+    # something a type checker can follow; the functions match tuple's slots.
     cls.__eq__ = __eq__  # type: ignore[assignment]
     cls.__ne__ = __ne__  # type: ignore[assignment]
     cls.__hash__ = __hash__  # type: ignore[assignment]

@@ -22,11 +22,7 @@ from .pfkeyv2 import SADB_EXT, SADB_X_IF_HW_OFFL_NAMESIZE
 _SA = struct.Struct("<HH4sBBBBI")
 
 
-@_value
-class SadbSa(NamedTuple):
-    """struct sadb_sa (16 bytes).  ``replay`` is the window in *bytes* on FreeBSD;
-    ``spi`` is the integer value (network order on the wire)."""
-
+class _SadbSaFields(NamedTuple):
     spi: int
     replay: int = 0
     state: int = 0
@@ -34,6 +30,13 @@ class SadbSa(NamedTuple):
     encrypt: int = 0
     flags: int = 0
 
+
+@_value
+class SadbSa(_SadbSaFields):
+    """struct sadb_sa (16 bytes).  ``replay`` is the window in *bytes* on FreeBSD;
+    ``spi`` is the integer value (network order on the wire)."""
+
+    __slots__ = ()
     exttype = SADB_EXT.SA
     ALLOWED_TYPES = frozenset({SADB_EXT.SA})
 
@@ -52,17 +55,20 @@ class SadbSa(NamedTuple):
 _LFT = struct.Struct("<HHIQQQ")
 
 
-@_value
-class SadbLifetime(NamedTuple):
-    """struct sadb_lifetime (32 bytes): CURRENT/HARD/SOFT and the offload
-    counters LFT_CUR_SW_OFFL (29) / LFT_CUR_HW_OFFL (30)."""
-
+class _SadbLifetimeFields(NamedTuple):
     exttype: int
     allocations: int = 0
     bytes: int = 0
     addtime: int = 0
     usetime: int = 0
 
+
+@_value
+class SadbLifetime(_SadbLifetimeFields):
+    """struct sadb_lifetime (32 bytes): CURRENT/HARD/SOFT and the offload
+    counters LFT_CUR_SW_OFFL (29) / LFT_CUR_HW_OFFL (30)."""
+
+    __slots__ = ()
     ALLOWED_TYPES = frozenset({
         SADB_EXT.LIFETIME_CURRENT, SADB_EXT.LIFETIME_HARD, SADB_EXT.LIFETIME_SOFT,
         SADB_EXT.X_LFT_CUR_SW_OFFL, SADB_EXT.X_LFT_CUR_HW_OFFL})
@@ -79,14 +85,17 @@ class SadbLifetime(NamedTuple):
 _SPIRANGE = struct.Struct("<HHIII")
 
 
-@_value
-class SadbSpirange(NamedTuple):
-    """struct sadb_spirange (16 bytes); min/max in host order."""
-
+class _SadbSpirangeFields(NamedTuple):
     min: int
     max: int
     reserved: int = 0
 
+
+@_value
+class SadbSpirange(_SadbSpirangeFields):
+    """struct sadb_spirange (16 bytes); min/max in host order."""
+
+    __slots__ = ()
     exttype = SADB_EXT.SPIRANGE
     ALLOWED_TYPES = frozenset({SADB_EXT.SPIRANGE})
 
@@ -101,16 +110,19 @@ class SadbSpirange(NamedTuple):
 _SA2 = struct.Struct("<HHBBHII")
 
 
-@_value
-class SadbXSa2(NamedTuple):
-    """struct sadb_x_sa2 (16 bytes): mode, replay sequence (low 32 bits), reqid."""
-
+class _SadbXSa2Fields(NamedTuple):
     mode: int = 0
     reqid: int = 0
     sequence: int = 0
     reserved1: int = 0
     reserved2: int = 0
 
+
+@_value
+class SadbXSa2(_SadbXSa2Fields):
+    """struct sadb_x_sa2 (16 bytes): mode, replay sequence (low 32 bits), reqid."""
+
+    __slots__ = ()
     exttype = SADB_EXT.X_SA2
     ALLOWED_TYPES = frozenset({SADB_EXT.X_SA2})
 
@@ -127,13 +139,16 @@ class SadbXSa2(NamedTuple):
 _NATT_TYPE = struct.Struct("<HHB3s")
 
 
-@_value
-class SadbXNatTType(NamedTuple):
-    """struct sadb_x_nat_t_type (8 bytes); only UDP_ENCAP_ESPINUDP (2) is valid."""
-
+class _SadbXNatTTypeFields(NamedTuple):
     type: int
     reserved: bytes = b"\0\0\0"
 
+
+@_value
+class SadbXNatTType(_SadbXNatTTypeFields):
+    """struct sadb_x_nat_t_type (8 bytes); only UDP_ENCAP_ESPINUDP (2) is valid."""
+
+    __slots__ = ()
     exttype = SADB_EXT.X_NAT_T_TYPE
     ALLOWED_TYPES = frozenset({SADB_EXT.X_NAT_T_TYPE})
 
@@ -148,15 +163,18 @@ class SadbXNatTType(NamedTuple):
 _NATT_PORT = struct.Struct("<HH2sH")
 
 
-@_value
-class SadbXNatTPort(NamedTuple):
-    """struct sadb_x_nat_t_port (8 bytes): NAT_T_SPORT / NAT_T_DPORT; the port
-    is in network order on the wire and held here as its integer value."""
-
+class _SadbXNatTPortFields(NamedTuple):
     exttype: int
     port: int
     reserved: int = 0
 
+
+@_value
+class SadbXNatTPort(_SadbXNatTPortFields):
+    """struct sadb_x_nat_t_port (8 bytes): NAT_T_SPORT / NAT_T_DPORT; the port
+    is in network order on the wire and held here as its integer value."""
+
+    __slots__ = ()
     ALLOWED_TYPES = frozenset({SADB_EXT.X_NAT_T_SPORT, SADB_EXT.X_NAT_T_DPORT})
 
     def pack(self) -> bytes:
@@ -175,13 +193,16 @@ class SadbXNatTPort(NamedTuple):
 _NATT_FRAG = struct.Struct("<HHHH")
 
 
-@_value
-class SadbXNatTFrag(NamedTuple):
-    """struct sadb_x_nat_t_frag (8 bytes); parsed then ignored by key.c."""
-
+class _SadbXNatTFragFields(NamedTuple):
     fraglen: int
     reserved: int = 0
 
+
+@_value
+class SadbXNatTFrag(_SadbXNatTFragFields):
+    """struct sadb_x_nat_t_frag (8 bytes); parsed then ignored by key.c."""
+
+    __slots__ = ()
     exttype = SADB_EXT.X_NAT_T_FRAG
     ALLOWED_TYPES = frozenset({SADB_EXT.X_NAT_T_FRAG})
 
@@ -196,12 +217,15 @@ class SadbXNatTFrag(NamedTuple):
 _REPLAY = struct.Struct("<HHI")
 
 
-@_value
-class SadbXSaReplay(NamedTuple):
-    """struct sadb_x_sa_replay (8 bytes): replay window in *packets*."""
-
+class _SadbXSaReplayFields(NamedTuple):
     replay: int
 
+
+@_value
+class SadbXSaReplay(_SadbXSaReplayFields):
+    """struct sadb_x_sa_replay (8 bytes): replay window in *packets*."""
+
+    __slots__ = ()
     exttype = SADB_EXT.X_SA_REPLAY
     ALLOWED_TYPES = frozenset({SADB_EXT.X_SA_REPLAY})
 
@@ -216,14 +240,17 @@ class SadbXSaReplay(NamedTuple):
 _IFHW = struct.Struct("<HHI32s")
 
 
-@_value
-class SadbXIfHwOffl(NamedTuple):
-    """struct sadb_x_if_hw_offl (40 bytes): flags (always 0) and a 32-byte
-    NUL-padded interface name (freebsd_ipsec_offload.md §11)."""
-
+class _SadbXIfHwOfflFields(NamedTuple):
     ifname: str
     flags: int = 0
 
+
+@_value
+class SadbXIfHwOffl(_SadbXIfHwOfflFields):
+    """struct sadb_x_if_hw_offl (40 bytes): flags (always 0) and a 32-byte
+    NUL-padded interface name (freebsd_ipsec_offload.md §11)."""
+
+    __slots__ = ()
     exttype = SADB_EXT.X_IF_HW_OFFL
     ALLOWED_TYPES = frozenset({SADB_EXT.X_IF_HW_OFFL})
 

@@ -92,16 +92,7 @@ def _parse_requests(buf: bytes, pos: int, end: int) -> tuple[list[IpsecRequest],
     return reqs, pos
 
 
-@_value
-class SadbXPolicy(NamedTuple):
-    """struct sadb_x_policy (16 bytes) + sadb_x_ipsecrequest x n.
-
-    ``scope`` is FreeBSD's IPSEC_POLICYSCOPE (byte 7); with scope IFNET the
-    ``priority`` field carries the ifindex.  Request bytes that do not parse as
-    well-formed requests are kept verbatim in ``trailer``: key_msg2sp, not
-    key_align, rejects them (EINVAL reply), so the codec must carry them.
-    """
-
+class _SadbXPolicyFields(NamedTuple):
     type: int
     dir: int
     id: int = 0
@@ -110,6 +101,18 @@ class SadbXPolicy(NamedTuple):
     requests: tuple[IpsecRequest, ...] = ()
     trailer: bytes = b""
 
+
+@_value
+class SadbXPolicy(_SadbXPolicyFields):
+    """struct sadb_x_policy (16 bytes) + sadb_x_ipsecrequest x n.
+
+    ``scope`` is FreeBSD's IPSEC_POLICYSCOPE (byte 7); with scope IFNET the
+    ``priority`` field carries the ifindex.  Request bytes that do not parse as
+    well-formed requests are kept verbatim in ``trailer``: key_msg2sp, not
+    key_align, rejects them (EINVAL reply), so the codec must carry them.
+    """
+
+    __slots__ = ()
     exttype = SADB_EXT.X_POLICY
     ALLOWED_TYPES = frozenset({SADB_EXT.X_POLICY})
 

@@ -194,10 +194,7 @@ class SadbSens(_SadbSensFields):
 _COMB = struct.Struct("<BBHHHHHIIIQQQQQQ")
 
 
-@_value
-class SadbComb(NamedTuple):
-    """struct sadb_comb (72 bytes), one proposal combination."""
-
+class _SadbCombFields(NamedTuple):
     auth: int = 0
     encrypt: int = 0
     flags: int = 0
@@ -215,6 +212,12 @@ class SadbComb(NamedTuple):
     soft_usetime: int = 0
     hard_usetime: int = 0
 
+
+@_value
+class SadbComb(_SadbCombFields):
+    """struct sadb_comb (72 bytes), one proposal combination."""
+
+    __slots__ = ()
     SIZE = 72
 
     def pack(self) -> bytes:
@@ -228,16 +231,19 @@ class SadbComb(NamedTuple):
 _PROP = struct.Struct("<HHB3s")
 
 
-@_value
-class SadbProp(NamedTuple):
-    """struct sadb_prop (8 bytes) + sadb_comb x n.  Bytes after the last whole
-    comb (a malformed proposal) are kept in ``extra`` so nothing is lost."""
-
+class _SadbPropFields(NamedTuple):
     combs: tuple[SadbComb, ...] = ()
     replay: int = 0
     reserved: bytes = b"\0\0\0"
     extra: bytes = b""
 
+
+@_value
+class SadbProp(_SadbPropFields):
+    """struct sadb_prop (8 bytes) + sadb_comb x n.  Bytes after the last whole
+    comb (a malformed proposal) are kept in ``extra`` so nothing is lost."""
+
+    __slots__ = ()
     exttype = SADB_EXT.PROPOSAL
     ALLOWED_TYPES = frozenset({SADB_EXT.PROPOSAL})
 
@@ -260,16 +266,19 @@ class SadbProp(NamedTuple):
 _ALG = struct.Struct("<BBHHH")
 
 
-@_value
-class SadbAlg(NamedTuple):
-    """struct sadb_alg (8 bytes): id, ivlen, minbits, maxbits."""
-
+class _SadbAlgFields(NamedTuple):
     id: int
     ivlen: int = 0
     minbits: int = 0
     maxbits: int = 0
     reserved: int = 0
 
+
+@_value
+class SadbAlg(_SadbAlgFields):
+    """struct sadb_alg (8 bytes): id, ivlen, minbits, maxbits."""
+
+    __slots__ = ()
     SIZE = 8
 
     def pack(self) -> bytes:
@@ -279,14 +288,17 @@ class SadbAlg(NamedTuple):
 _SUPP = struct.Struct("<HHI")
 
 
-@_value
-class SadbSupported(NamedTuple):
-    """struct sadb_supported (8 bytes) + sadb_alg x n (SUPPORTED_AUTH/ENCRYPT)."""
-
+class _SadbSupportedFields(NamedTuple):
     exttype: int
     algs: tuple[SadbAlg, ...] = ()
     reserved: int = 0
 
+
+@_value
+class SadbSupported(_SadbSupportedFields):
+    """struct sadb_supported (8 bytes) + sadb_alg x n (SUPPORTED_AUTH/ENCRYPT)."""
+
+    __slots__ = ()
     ALLOWED_TYPES = frozenset({SADB_EXT.SUPPORTED_AUTH, SADB_EXT.SUPPORTED_ENCRYPT})
 
     def pack(self) -> bytes:

@@ -78,6 +78,16 @@ class Extension(Protocol):
     def pack(self) -> bytes: ...
 
 
+class ExtensionClass(Protocol):
+    """What ``EXT_CLASSES`` holds: a value class, used through its class
+    constant ``ALLOWED_TYPES`` and its classmethod ``unpack``."""
+
+    @property
+    def ALLOWED_TYPES(self) -> frozenset[int]: ...
+
+    def unpack(self, exttype: int, buf: bytes, off: int, extlen: int) -> ExtensionT: ...
+
+
 @_value
 class RawExtension(NamedTuple):
     """An extension of any type kept as raw payload bytes.
@@ -108,11 +118,12 @@ ExtensionT = Union[SadbSa, SadbLifetime, SadbAddress, SadbKey, SadbIdent, SadbSe
                    SadbXNatTType, SadbXNatTPort, SadbXNatTFrag, SadbXSaReplay,
                    SadbXIfHwOffl, RawExtension]
 
-EXT_CLASSES: list[Optional[type]] = [None] * 32
+EXT_CLASSES: list[Optional[ExtensionClass]] = [None] * 32
+_cls: ExtensionClass
 for _cls in (SadbSa, SadbLifetime, SadbAddress, SadbKey, SadbIdent, SadbSens, SadbProp,
              SadbSupported, SadbSpirange, SadbXPolicy, SadbXSa2, SadbXNatTType,
              SadbXNatTPort, SadbXNatTFrag, SadbXSaReplay, SadbXIfHwOffl):
-    for _t in _cls.ALLOWED_TYPES:  # type: ignore[attr-defined]
+    for _t in _cls.ALLOWED_TYPES:
         EXT_CLASSES[_t] = _cls
 # X_KMPRIVATE (17) and RESERVED (0) stay None: key_align rejects them.
 
@@ -127,7 +138,7 @@ EXT_MAXSIZE: tuple[int, ...] = (
 ADDRESS_TYPES: frozenset[int] = SadbAddress.ALLOWED_TYPES
 
 __all__ = [
-    "Sockaddr", "Extension", "SadbSa", "SadbLifetime", "SadbSpirange", "SadbXSa2",
+    "Sockaddr", "Extension", "ExtensionClass", "SadbSa", "SadbLifetime", "SadbSpirange", "SadbXSa2",
     "SadbXNatTType", "SadbXNatTPort", "SadbXNatTFrag", "SadbXSaReplay", "SadbXIfHwOffl",
     "SadbAddress", "SadbKey", "SadbIdent", "SadbSens", "SadbComb", "SadbProp", "SadbAlg",
     "SadbSupported", "IpsecRequest", "SadbXPolicy", "RawExtension", "ExtensionT",

@@ -32,7 +32,7 @@ from .keysock import KEY_SENDUP_REGISTERED
 from .pfkeyv2 import AF_INET, AF_INET6, SADB
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .key import Key
+    from .key_iface import KeyEngine
     from .keysock import KeySocket
 
 
@@ -46,7 +46,7 @@ class KeyAcquireMixin:
 
     # -- ACQ entries ---------------------------------------------------------
 
-    def key_newacq(self: "Key", saidx: secasindex) -> int:
+    def key_newacq(self: "KeyEngine", saidx: secasindex) -> int:
         """key_newacq: a fresh entry; seq = ++acq_seq.
 
         key.c hands out 1 once acq_seq reaches ~0 but never resets the
@@ -65,7 +65,7 @@ class KeyAcquireMixin:
             self.acqseqhash.setdefault(seq, []).insert(0, acq)
         return seq
 
-    def key_getacq(self: "Key", saidx: secasindex) -> int:
+    def key_getacq(self: "KeyEngine", saidx: secasindex) -> int:
         """key_getacq: the seq to send now, or 0 while blocked."""
         with self.acq_lock:
             for acq in self.acqaddrhash.get(saidx.addrkey, ()):
@@ -78,8 +78,9 @@ class KeyAcquireMixin:
                     return 0
         return self.key_newacq(saidx)
 
-    def _acq_unlink(self: "Key", acq: secacq) -> None:
+    def _acq_unlink(self: "KeyEngine", acq: secacq) -> None:
         self.acqtree.pop(acq, None)
+        key: Any  # an addrkey tuple or a seq int, as the paired index takes
         for index, key in ((self.acqaddrhash, acq.saidx.addrkey), (self.acqseqhash, acq.seq)):
             bucket = index.get(key)
             if bucket is not None:
@@ -90,11 +91,11 @@ class KeyAcquireMixin:
                 if not bucket:
                     del index[key]
 
-    def _acq_byseq(self: "Key", seq: int) -> Optional[secacq]:
+    def _acq_byseq(self: "KeyEngine", seq: int) -> Optional[secacq]:
         bucket = self.acqseqhash.get(seq)
         return bucket[0] if bucket else None
 
-    def key_acqreset(self: "Key", seq: int) -> int:
+    def key_acqreset(self: "KeyEngine", seq: int) -> int:
         """key_acqreset: IKE reported an error; let the next trigger resend."""
         with self.acq_lock:
             acq = self._acq_byseq(seq)
@@ -104,7 +105,7 @@ class KeyAcquireMixin:
             acq.created = self.clock.now()
         return 0
 
-    def key_acqdone(self: "Key", saidx: secasindex, seq: int) -> int:
+    def key_acqdone(self: "KeyEngine", saidx: secasindex, seq: int) -> int:
         """key_acqdone: GETSPI / ADD answered ACQUIRE ``seq``; purge soon."""
         with self.acq_lock:
             acq = self._acq_byseq(seq)
@@ -115,7 +116,7 @@ class KeyAcquireMixin:
 
     # -- kernel-originated messages -----------------------------------------------
 
-    def key_acquire(self: "Key", saidx: secasindex, sp: Optional[secpolicy]) -> int:
+    def key_acquire(self: "KeyEngine", saidx: secasindex, sp: Optional[secpolicy]) -> int:
         """key_acquire: send (or count) an SADB_ACQUIRE for ``saidx``."""
         satype = key_proto2satype(saidx.proto)
         seq = self.key_getacq(saidx)
@@ -149,7 +150,7 @@ class KeyAcquireMixin:
         return self.key_sendup_mbuf(None, key_setsadbmsg(SADB.ACQUIRE, satype, seq, 0, 0, exts),
                                     KEY_SENDUP_REGISTERED)
 
-    def key_spdacquire(self: "Key", sp: secpolicy) -> int:
+    def key_spdacquire(self: "KeyEngine", sp: secpolicy) -> int:
         """key_spdacquire: header-only SADB_X_SPDACQUIRE with its own blocking."""
         from .spd import key_cmpspidx_exactly
         now = self.clock.now()
@@ -168,7 +169,7 @@ class KeyAcquireMixin:
 
     # -- SADB_ACQUIRE from userland ---------------------------------------------------
 
-    def key_acquire2(self: "Key", so: Optional["KeySocket"], mhp: sadb_msghdr) -> int:
+    def key_acquire2(self: "KeyEngine", so: Optional["KeySocket"], mhp: sadb_msghdr) -> int:
         """key_acquire2: an IKE error report (header only) or a request to
         generate an ACQUIRE.  Never a direct reply."""
         msg = mhp.msg
@@ -198,7 +199,7 @@ class KeyAcquireMixin:
 
     # -- SADB_REGISTER ------------------------------------------------------------
 
-    def key_register(self: "Key", so: Optional["KeySocket"], mhp: sadb_msghdr) -> int:
+    def key_register(self: "KeyEngine", so: Optional["KeySocket"], mhp: sadb_msghdr) -> int:
         """key_register: register ``so`` for an SA type (UNSPEC: only list the
         algorithms); reply REGISTERED (the sender always gets it)."""
         satype = mhp.msg.satype
@@ -216,7 +217,7 @@ class KeyAcquireMixin:
         out = out[:4] + bytes((n & 0xFF, n >> 8)) + out[6:]
         return self.key_sendup_mbuf(so, out, KEY_SENDUP_REGISTERED)
 
-    def key_freereg(self: "Key", so: "KeySocket") -> None:
+    def key_freereg(self: "KeyEngine", so: "KeySocket") -> None:
         """key_freereg: drop every registration of a closing socket."""
         with self.regtree_lock:
             for reglist in self.regtree:
@@ -225,7 +226,7 @@ class KeyAcquireMixin:
 
     # -- packet side --------------------------------------------------------------
 
-    def key_allocsa_policy(self: "Key", sp: Optional[secpolicy],
+    def key_allocsa_policy(self: "KeyEngine", sp: Optional[secpolicy],
                            saidx: secasindex) -> tuple[Optional[secasvar], int]:
         """key_allocsa_policy: the SA an outbound request uses -- the oldest
         alive (MATURE or DYING) SA with preferred_oldsa, else the newest --

@@ -43,15 +43,16 @@ from .pfkeyv2 import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .key import Key
+    from .key_iface import KeyEngine
     from .keysock import KeySocket
 
 
-_SATYPE2PROTO = {SADB_SATYPE.UNSPEC: IPSEC_PROTO_ANY, SADB_SATYPE.AH: 51,
-                 SADB_SATYPE.ESP: 50, SADB_SATYPE.X_IPCOMP: 108,
-                 SADB_SATYPE.X_TCPSIGNATURE: 6}
-_PROTO2SATYPE = {51: int(SADB_SATYPE.AH), 50: int(SADB_SATYPE.ESP),
-                 108: int(SADB_SATYPE.X_IPCOMP), 6: int(SADB_SATYPE.X_TCPSIGNATURE)}
+_SATYPE2PROTO: dict[int, int] = {SADB_SATYPE.UNSPEC: IPSEC_PROTO_ANY, SADB_SATYPE.AH: 51,
+                                  SADB_SATYPE.ESP: 50, SADB_SATYPE.X_IPCOMP: 108,
+                                  SADB_SATYPE.X_TCPSIGNATURE: 6}
+_PROTO2SATYPE: dict[int, int] = {51: int(SADB_SATYPE.AH), 50: int(SADB_SATYPE.ESP),
+                                  108: int(SADB_SATYPE.X_IPCOMP),
+                                  6: int(SADB_SATYPE.X_TCPSIGNATURE)}
 
 UINT32_80PCT = 0xCCCCCCCC
 
@@ -92,7 +93,7 @@ class KeySAMixin:
 
     # -- small SAD helpers ----------------------------------------------------
 
-    def _sav_transition(self: "Key", sav: secasvar, event: SAEvent) -> None:
+    def _sav_transition(self: "KeyEngine", sav: secasvar, event: SAEvent) -> None:
         """Move an SA along SA_STATE_TABLE; a move to DEAD calls the forget
         hook right after the state change, as key.c does everywhere."""
         new = sa_next_state(sav.state, event)
@@ -101,13 +102,13 @@ class KeySAMixin:
         if new == DEAD:
             self.hooks.ipsec_accel_forget_sav(sav)
 
-    def key_checkspidup(self: "Key", spi: int) -> bool:
+    def key_checkspidup(self: "KeyEngine", spi: int) -> bool:
         return spi in self.savhash
 
-    def key_getsavbyspi(self: "Key", spi: int) -> Optional[secasvar]:
+    def key_getsavbyspi(self: "KeyEngine", spi: int) -> Optional[secasvar]:
         return self.savhash.get(spi)
 
-    def _alive_pick(self: "Key", sah: secashead) -> Optional[secasvar]:
+    def _alive_pick(self: "KeyEngine", sah: secashead) -> Optional[secasvar]:
         """TAILQ_LAST (oldest) with preferred_oldsa, else TAILQ_FIRST (newest)."""
         alive = sah.savtree_alive
         if not alive:
@@ -116,7 +117,7 @@ class KeySAMixin:
             return next(iter(alive))
         return next(reversed(alive))
 
-    def key_unlinksav(self: "Key", sav: secasvar) -> None:
+    def key_unlinksav(self: "KeyEngine", sav: secasvar) -> None:
         """key_unlinksav: take an SA out of its SAH and the SPI hash -> DEAD."""
         with self.sahtree_lock:
             if sav.state == DEAD:
@@ -133,7 +134,7 @@ class KeySAMixin:
 
     # -- SADB_GETSPI --------------------------------------------------------------
 
-    def key_getspi(self: "Key", so: Optional["KeySocket"], mhp: sadb_msghdr) -> int:
+    def key_getspi(self: "KeyEngine", so: Optional["KeySocket"], mhp: sadb_msghdr) -> int:
         """key_getspi: allocate an SPI, create a LARVAL SA; reply ONE."""
         ext = mhp.ext
         if E.ADDRESS_SRC not in ext or E.ADDRESS_DST not in ext:
@@ -163,7 +164,7 @@ class KeySAMixin:
 
     # -- SADB_UPDATE --------------------------------------------------------------
 
-    def key_update(self: "Key", so: Optional["KeySocket"], mhp: sadb_msghdr) -> int:
+    def key_update(self: "KeyEngine", so: Optional["KeySocket"], mhp: sadb_msghdr) -> int:
         """key_update: LARVAL -> MATURE with keys; MATURE/DYING: lifetimes,
         addresses or NAT-T; reply ALL without keys."""
         msg = mhp.msg
@@ -215,7 +216,7 @@ class KeySAMixin:
         self.hooks.ipsec_accel_sa_newkey(sav)
         return self.key_sendup_mbuf(so, key_getmsgbuf_x1(mhp), KEY_SENDUP_ALL)
 
-    def key_updateaddresses(self: "Key", so: Optional["KeySocket"], mhp: sadb_msghdr,
+    def key_updateaddresses(self: "KeyEngine", so: Optional["KeySocket"], mhp: sadb_msghdr,
                             sav: secasvar, saidx: secasindex) -> int:
         """key_updateaddresses (FreeBSD-ext, MOBIKE / NAT-T change): clone the
         SA under new addresses or NAT-T settings; the old one goes DEAD.
@@ -281,7 +282,7 @@ class KeySAMixin:
 
     # -- SADB_ADD ----------------------------------------------------------------
 
-    def key_add(self: "Key", so: Optional["KeySocket"], mhp: sadb_msghdr) -> int:
+    def key_add(self: "KeyEngine", so: Optional["KeySocket"], mhp: sadb_msghdr) -> int:
         """key_add: a MATURE SA straight away; reply ALL without keys."""
         msg = mhp.msg
         ext = mhp.ext
@@ -321,7 +322,7 @@ class KeySAMixin:
             self.key_acqdone(saidx, sav.seq)
         return self.key_sendup_mbuf(so, key_getmsgbuf_x1(mhp), KEY_SENDUP_ALL)
 
-    def key_getsav_tcpmd5(self: "Key", saidx: secasindex,
+    def key_getsav_tcpmd5(self: "KeyEngine", saidx: secasindex,
                           spi: Optional[int]) -> tuple[Optional[secasvar], int]:
         """key_getsav_tcpmd5: the alive TCP-MD5 SA of an address pair, or
         (None, a usable SPI) -- 0 when none could be found."""
@@ -342,7 +343,7 @@ class KeySAMixin:
 
     # -- SADB_DELETE ---------------------------------------------------------------
 
-    def key_delete(self: "Key", so: Optional["KeySocket"], mhp: sadb_msghdr) -> int:
+    def key_delete(self: "KeyEngine", so: Optional["KeySocket"], mhp: sadb_msghdr) -> int:
         """key_delete: one SA by SPI (LARVAL included), or delete-all without
         an SA extension.  Never an EXPIRE."""
         ext = mhp.ext
@@ -372,7 +373,7 @@ class KeySAMixin:
         return self.key_sendup_mbuf(
             so, key_gather_mbuf(mhp, E.SA, E.ADDRESS_SRC, E.ADDRESS_DST), KEY_SENDUP_ALL)
 
-    def key_delete_all(self: "Key", so: Optional["KeySocket"], mhp: sadb_msghdr,
+    def key_delete_all(self: "KeyEngine", so: Optional["KeySocket"], mhp: sadb_msghdr,
                        saidx: secasindex) -> int:
         """key_delete_all: every alive (not LARVAL) SA of proto + src + dst."""
         with self.sahtree_lock:
@@ -391,7 +392,7 @@ class KeySAMixin:
 
     # -- SADB_GET -----------------------------------------------------------------
 
-    def key_get(self: "Key", so: Optional["KeySocket"], mhp: sadb_msghdr) -> int:
+    def key_get(self: "KeyEngine", so: Optional["KeySocket"], mhp: sadb_msghdr) -> int:
         """key_get: one SA (keys included), reply ONE."""
         ext = mhp.ext
         proto = key_satype2proto(mhp.msg.satype)
@@ -423,7 +424,7 @@ class KeySAMixin:
 
     # -- SADB_FLUSH ----------------------------------------------------------------
 
-    def key_flush(self: "Key", so: Optional["KeySocket"], mhp: sadb_msghdr) -> int:
+    def key_flush(self: "KeyEngine", so: Optional["KeySocket"], mhp: sadb_msghdr) -> int:
         """key_flush: every SA (of one protocol) DEAD at once, no EXPIRE."""
         proto = key_satype2proto(mhp.msg.satype)
         if proto == 0:
@@ -456,7 +457,7 @@ class KeySAMixin:
 
     # -- SADB_DUMP -----------------------------------------------------------------
 
-    def key_dump(self: "Key", so: Optional["KeySocket"], mhp: sadb_msghdr) -> int:
+    def key_dump(self: "KeyEngine", so: Optional["KeySocket"], mhp: sadb_msghdr) -> int:
         """key_dump: one message per SA, seq counting down to 0, ONE."""
         msg = mhp.msg
         proto = key_satype2proto(msg.satype)
@@ -481,7 +482,7 @@ class KeySAMixin:
                     self.key_sendup_mbuf(so, n, KEY_SENDUP_ONE)
         return 0
 
-    def key_setdumpsa(self: "Key", sav: secasvar, mtype: int, satype: int, seq: int,
+    def key_setdumpsa(self: "KeyEngine", sav: secasvar, mtype: int, satype: int, seq: int,
                       pid: int, extra_ref: int = 0) -> Optional[bytes]:
         """key_setdumpsa: the GET / DUMP format (§B.3), keys included."""
         sah = sav.sah

@@ -28,7 +28,7 @@ from .pfkeyv2 import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .key import Key
+    from .key_iface import KeyEngine
 
 # sadb_sa_flags and SA types as plain ints (IntFlag arithmetic is slow).
 _F_OLD = int(SADB_SAFLAGS.X_EXT_OLD)
@@ -52,7 +52,7 @@ def in_addword(a: int, b: int) -> int:
 class KeySAValMixin:
     """SA construction helpers; mixed into ``pfkey.key.Key``."""
 
-    def key_cleansav(self: "Key", sav: secasvar) -> None:
+    def key_cleansav(self: "KeyEngine", sav: secasvar) -> None:
         """key_cleansav: drop what key_setsaval allocated (a cloned SA keeps
         the parts it shares with its clone)."""
         sav.natt = None
@@ -67,7 +67,7 @@ class KeySAValMixin:
 
     # -- SPI allocation ---------------------------------------------------------
 
-    def key_do_getnewspi(self: "Key", spirange: Any, saidx: secasindex) -> int:
+    def key_do_getnewspi(self: "KeyEngine", spirange: Any, saidx: secasindex) -> int:
         """key_do_getnewspi: 0 on failure, else the SPI (caller holds spi_alloc)."""
         if spirange is not None:
             lo, hi = spirange.min, spirange.max
@@ -99,7 +99,7 @@ class KeySAValMixin:
 
     # -- SA creation / validation ----------------------------------------------
 
-    def key_newsav(self: "Key", mhp: sadb_msghdr, saidx: secasindex, spi: int) -> secasvar:
+    def key_newsav(self: "KeyEngine", mhp: sadb_msghdr, saidx: secasindex, spi: int) -> secasvar:
         """key_newsav: a LARVAL SA (GETSPI) or a validated MATURE one (ADD),
         linked into its (possibly new) SAH and the SPI hash."""
         if saidx.proto in (50, 51) and spi <= 255:
@@ -133,7 +133,7 @@ class KeySAValMixin:
             self.savhash[spi] = sav
         return sav
 
-    def key_setsaval(self: "Key", sav: secasvar, mhp: sadb_msghdr) -> None:
+    def key_setsaval(self: "KeyEngine", sav: secasvar, mhp: sadb_msghdr) -> None:
         """key_setsaval: every value of a LARVAL SA from ADD / UPDATE."""
         try:
             self._key_setsaval(sav, mhp)
@@ -141,14 +141,16 @@ class KeySAValMixin:
             self.key_cleansav(sav)
             raise
 
-    def _key_setsaval(self: "Key", sav: secasvar, mhp: sadb_msghdr) -> None:
+    def _key_setsaval(self: "KeyEngine", sav: secasvar, mhp: sadb_msghdr) -> None:
         ext = mhp.ext
         satype = mhp.msg.satype
         # key_setident: both or neither; types must agree; never stored.
         ids, idd = ext.get(E.IDENTITY_SRC), ext.get(E.IDENTITY_DST)
         if (ids is None) != (idd is None):
             raise EINVAL("only one of IDENTITY_SRC / IDENTITY_DST")
-        if ids is not None and ids.type != idd.type:
+        # idd is not None when ids is not: "only one" was refused just above
+        # (a correlation mypy does not follow).
+        if ids is not None and ids.type != idd.type:  # type: ignore[union-attr]
             raise EINVAL("identity types differ")
         sah = sav.sah
         assert sah is not None
@@ -226,7 +228,7 @@ class KeySAValMixin:
         sav.created = self.clock.now()
         self.key_updatelifetimes(sav, mhp)
 
-    def key_setnatt(self: "Key", sav: secasvar, mhp: sadb_msghdr) -> None:
+    def key_setnatt(self: "KeyEngine", sav: secasvar, mhp: sadb_msghdr) -> None:
         """key_setnatt: ESP only, and only with TYPE, SPORT and DPORT together."""
         sah = sav.sah
         assert sah is not None
@@ -286,7 +288,7 @@ class KeySAValMixin:
                 raise EINVAL(f"NAT-OA of family {sa.family}")
         natt.cksum = cksum
 
-    def key_updatelifetimes(self: "Key", sav: secasvar, mhp: sadb_msghdr) -> None:
+    def key_updatelifetimes(self: "KeyEngine", sav: secasvar, mhp: sadb_msghdr) -> None:
         """key_updatelifetimes: HARD and SOFT come as a pair; UPDATE without
         them clears a MATURE SA's lifetimes and leaves a DYING one alone."""
         h = mhp.ext.get(E.LIFETIME_HARD)

@@ -42,7 +42,7 @@ from .pfkeyv2 import SADB
 from .spd import SecPolicyIndex
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .key import Key
+    from .key_iface import KeyEngine
     from .keysock import KeySocket
 
 
@@ -64,7 +64,7 @@ class KeySPDMixin:
 
     # -- tree primitives (caller holds sptree_lock) ------------------------
 
-    def key_getnewspid(self: "Key") -> int:
+    def key_getnewspid(self: "KeyEngine") -> int:
         """key_getnewspid: ++V_policy_id (wrapping ~0 -> 1), skipping used ids."""
         newid = 0
         for _ in range(self.spi_trycnt):
@@ -77,7 +77,7 @@ class KeySPDMixin:
                 return newid
         return 0
 
-    def key_insertsp(self: "Key", newsp: secpolicy) -> None:
+    def key_insertsp(self: "KeyEngine", newsp: secpolicy) -> None:
         """key_insertsp: before the first SP of strictly greater priority."""
         self.sptree[newsp.spidx.dir].insert(newsp)
         self.sphash[newsp.id] = newsp
@@ -85,7 +85,7 @@ class KeySPDMixin:
         self.sp_genid += 1
         self.hooks.ipsec_accel_spdadd(newsp, None)
 
-    def key_detach(self: "Key", sp: secpolicy, event: SPEvent = SPEvent.DETACH) -> bool:
+    def key_detach(self: "KeyEngine", sp: secpolicy, event: SPEvent = SPEvent.DETACH) -> bool:
         """key_detach: unlink an ALIVE global SP; False if it was not."""
         if sp.state != IPSEC_SPSTATE_ALIVE:
             return False
@@ -97,13 +97,13 @@ class KeySPDMixin:
         self.sp_genid += 1
         return True
 
-    def key_unlink(self: "Key", sp: secpolicy) -> None:
+    def key_unlink(self: "KeyEngine", sp: secpolicy) -> None:
         """key_unlink: detach, then wait for the offload layer (sync)."""
         with self.sptree_lock:
             self.key_detach(sp)
         self.hooks.ipsec_accel_sync()
 
-    def key_newreqid(self: "Key") -> int:
+    def key_newreqid(self: "KeyEngine") -> int:
         """key_newreqid: auto reqids above IPSEC_MANUAL_REQID_MAX.
 
         key.c keeps the counter in a function-static variable shared by all
@@ -116,7 +116,7 @@ class KeySPDMixin:
             self.auto_reqid += 1
         return self.auto_reqid
 
-    def key_msg2sp(self: "Key", mhp: sadb_msghdr) -> secpolicy:
+    def key_msg2sp(self: "KeyEngine", mhp: sadb_msghdr) -> secpolicy:
         """key_msg2sp: a secpolicy from the raw sadb_x_policy (spidx, id and
         state left for the caller).  UNIQUE-level reqids the kernel assigns
         are written back into the request, as key.c does."""
@@ -180,7 +180,7 @@ class KeySPDMixin:
             raise EINVAL("IPsec policy without a valid request")
         return sp
 
-    def key_sp2msg(self: "Key", sp: secpolicy) -> list[RawExt]:
+    def key_sp2msg(self: "KeyEngine", sp: secpolicy) -> list[RawExt]:
         """key_sp2mbuf / key_sp2msg: the policy extension (+ IF_HW_OFFL).
 
         FreeBSD writes the IF_HW_OFFL extension over the first request
@@ -216,7 +216,7 @@ class KeySPDMixin:
         return [RawExt(E.X_POLICY, pol),
                 RawExt(E.X_IF_HW_OFFL, _ifhwoffl_bytes(sp.accel_ifname))]
 
-    def key_setdumpsp(self: "Key", sp: secpolicy, mtype: int, seq: int, pid: int,
+    def key_setdumpsp(self: "KeyEngine", sp: secpolicy, mtype: int, seq: int, pid: int,
                       extra_ref: int = 0) -> bytes:
         """key_setdumpsp: the SPDGET / SPDDUMP format."""
         spidx = sp.spidx
@@ -230,7 +230,7 @@ class KeySPDMixin:
             exts.append(SadbLifetime(E.LIFETIME_HARD, 0, 0, sp.lifetime, sp.validtime))
         return key_setsadbmsg(mtype, 0, seq, pid, sp.refcnt + extra_ref, exts)
 
-    def key_spdexpire(self: "Key", sp: secpolicy) -> int:
+    def key_spdexpire(self: "KeyEngine", sp: secpolicy) -> int:
         """key_spdexpire: SADB_X_SPDEXPIRE to registered sockets."""
         spidx = sp.spidx
         exts: list[Any] = [
@@ -245,7 +245,7 @@ class KeySPDMixin:
 
     # -- SADB_X_SPDADD / SPDUPDATE / SPDSETIDX --------------------------------
 
-    def _spd_check_common(self: "Key", mhp: sadb_msghdr) -> Any:
+    def _spd_check_common(self: "KeyEngine", mhp: sadb_msghdr) -> Any:
         ext = mhp.ext
         if E.ADDRESS_SRC not in ext or E.ADDRESS_DST not in ext or E.X_POLICY not in ext:
             raise EINVAL("missing ADDRESS_SRC, ADDRESS_DST or X_POLICY")
@@ -256,7 +256,7 @@ class KeySPDMixin:
             raise EINVAL(f"invalid policy type {xpl0.type}")
         return xpl0
 
-    def key_spdadd(self: "Key", so: Optional["KeySocket"], mhp: sadb_msghdr) -> int:
+    def key_spdadd(self: "KeyEngine", so: Optional["KeySocket"], mhp: sadb_msghdr) -> int:
         """key_spdadd: insert a global policy (SPDUPDATE replaces); reply ALL."""
         ext = mhp.ext
         xpl0 = self._spd_check_common(mhp)
@@ -312,7 +312,7 @@ class KeySPDMixin:
 
     # -- SADB_X_SPDDELETE / SPDDELETE2 ---------------------------------------------
 
-    def key_spddelete(self: "Key", so: Optional["KeySocket"], mhp: sadb_msghdr) -> int:
+    def key_spddelete(self: "KeyEngine", so: Optional["KeySocket"], mhp: sadb_msghdr) -> int:
         """key_spddelete: by exact selector in the global SPD; reply ALL."""
         ext = mhp.ext
         xpl0 = self._spd_check_common(mhp)
@@ -334,7 +334,7 @@ class KeySPDMixin:
         return self.key_sendup_mbuf(
             so, key_gather_mbuf(mhp, E.X_POLICY, E.ADDRESS_SRC, E.ADDRESS_DST), KEY_SENDUP_ALL)
 
-    def key_spddelete2(self: "Key", so: Optional["KeySocket"], mhp: sadb_msghdr) -> int:
+    def key_spddelete2(self: "KeyEngine", so: Optional["KeySocket"], mhp: sadb_msghdr) -> int:
         """key_spddelete2: by policy id; ifnet policies cannot go (EACCES)."""
         xpl0 = mhp.ext.get(E.X_POLICY)
         if xpl0 is None:
@@ -351,7 +351,7 @@ class KeySPDMixin:
 
     # -- SADB_X_SPDGET / SPDDUMP / SPDFLUSH ------------------------------------------
 
-    def key_spdget(self: "Key", so: Optional["KeySocket"], mhp: sadb_msghdr) -> int:
+    def key_spdget(self: "KeyEngine", so: Optional["KeySocket"], mhp: sadb_msghdr) -> int:
         """key_spdget: one policy by id, key_setdumpsp format, ONE."""
         xpl0 = mhp.ext.get(E.X_POLICY)
         if xpl0 is None:
@@ -363,7 +363,7 @@ class KeySPDMixin:
             n = self.key_setdumpsp(sp, SADB.X_SPDGET, mhp.msg.seq, mhp.msg.pid, extra_ref=1)
         return self.key_sendup_mbuf(so, n, KEY_SENDUP_ONE)
 
-    def key_spddump(self: "Key", so: Optional["KeySocket"], mhp: sadb_msghdr) -> int:
+    def key_spddump(self: "KeyEngine", so: Optional["KeySocket"], mhp: sadb_msghdr) -> int:
         """key_spddump: satype is a scope mask (0 = all); seq counts down."""
         scope = mhp.msg.satype or 0xFF
         with self.sptree_lock:
@@ -382,13 +382,13 @@ class KeySPDMixin:
                                                             mhp.msg.pid), KEY_SENDUP_ONE)
         return 0
 
-    def key_spdflush(self: "Key", so: Optional["KeySocket"], mhp: sadb_msghdr) -> int:
+    def key_spdflush(self: "KeyEngine", so: Optional["KeySocket"], mhp: sadb_msghdr) -> int:
         """key_spdflush: empty the global SPD (ifnet policies stay); no SPDEXPIRE."""
         if len(mhp.buf) != 16:
             raise EINVAL("SPDFLUSH takes no extensions")
         with self.sptree_lock:
             for d in range(IPSEC_DIR.MAX):
-                drain = list(self.sptree[d])
+                drain: list[secpolicy] = list(self.sptree[d])
                 self.sptree[d].clear()
                 for sp in drain:
                     sp.state = sp_next_state(sp.state, SPEvent.FLUSH)
@@ -400,7 +400,7 @@ class KeySPDMixin:
 
     # -- if_ipsec(4) policies -----------------------------------------------------------
 
-    def key_register_ifnet(self: "Key", spp: Sequence[secpolicy]) -> int:
+    def key_register_ifnet(self: "KeyEngine", spp: Sequence[secpolicy]) -> int:
         """key_register_ifnet: insert VTI policies into the ifnet lists and
         announce each with an SPDADD to all sockets.  Returns 0 or EAGAIN."""
         with self.sptree_lock:
@@ -419,7 +419,7 @@ class KeySPDMixin:
                                  KEY_SENDUP_ALL)
         return 0
 
-    def key_unregister_ifnet(self: "Key", spp: Sequence[secpolicy]) -> None:
+    def key_unregister_ifnet(self: "KeyEngine", spp: Sequence[secpolicy]) -> None:
         """key_unregister_ifnet: remove VTI policies, announce SPDDELETE."""
         with self.sptree_lock:
             for sp in spp:
@@ -437,9 +437,10 @@ class KeySPDMixin:
 
     # -- packet side ------------------------------------------------------------------
 
-    def key_allocsp(self: "Key", spidx: SecPolicyIndex, dir: int) -> Optional[secpolicy]:
+    def key_allocsp(self: "KeyEngine", spidx: SecPolicyIndex, dir: int) -> Optional[secpolicy]:
         """key_allocsp: the first global policy of ``dir`` matching the packet
         selector (ports inside the sockaddrs); updates ``lastused``."""
+        sp: Optional[secpolicy]  # the SPD trees are untyped (KeyDB's factory)
         with self.sptree_lock:
             sp = self.sptree[dir].lookup(spidx.src, spidx.dst, spidx.ul_proto)
         if sp is not None:
@@ -448,7 +449,7 @@ class KeySPDMixin:
                 sp.lastused = now
         return sp
 
-    def key_havesp(self: "Key", dir: int) -> bool:
+    def key_havesp(self: "KeyEngine", dir: int) -> bool:
         return len(self.sptree[dir]) != 0
 
 

@@ -43,7 +43,7 @@ from .keysock import KEY_SENDUP_REGISTERED
 from .pfkeyv2 import SADB, SADB_SAFLAGS
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .key import Key
+    from .key_iface import KeyEngine
 
 _U64 = 0xFFFFFFFFFFFFFFFF
 
@@ -51,7 +51,7 @@ _U64 = 0xFFFFFFFFFFFFFFFF
 class KeyTimerMixin:
     """key_timehandler and its flush passes; mixed into ``pfkey.key.Key``."""
 
-    def key_timehandler(self: "Key", now: Optional[int] = None) -> None:
+    def key_timehandler(self: "KeyEngine", now: Optional[int] = None) -> None:
         """One tick of key.c's callout (``now`` defaults to the kernel clock)."""
         if now is None:
             now = self.clock.now()
@@ -62,7 +62,7 @@ class KeyTimerMixin:
 
     # -- SPD ------------------------------------------------------------------
 
-    def key_flush_spd(self: "Key", now: int) -> None:
+    def key_flush_spd(self: "KeyEngine", now: int) -> None:
         removed: list[secpolicy] = []
         with self.sptree_lock:
             drain: list[secpolicy] = []
@@ -91,7 +91,7 @@ class KeyTimerMixin:
 
     # -- SAD ------------------------------------------------------------------
 
-    def key_flush_sad(self: "Key", now: int) -> None:
+    def key_flush_sad(self: "KeyEngine", now: int) -> None:
         with self.sahtree_lock:
             emptyq: list[secashead] = []
             drainq: list[secasvar] = []
@@ -153,7 +153,7 @@ class KeyTimerMixin:
         for sav in sexpireq:
             self.key_expire(sav, False)
 
-    def key_expire(self: "Key", sav: secasvar, hard: bool) -> int:
+    def key_expire(self: "KeyEngine", sav: secasvar, hard: bool) -> int:
         """key_expire: SADB_EXPIRE (HARD or SOFT) to registered sockets; no
         keys, no NAT-T; reserved = refcount (the timer holds one more)."""
         sah = sav.sah
@@ -175,13 +175,13 @@ class KeyTimerMixin:
 
     # -- ACQ ------------------------------------------------------------------
 
-    def key_flush_acq(self: "Key", now: int) -> None:
+    def key_flush_acq(self: "KeyEngine", now: int) -> None:
         with self.acq_lock:
             for acq in list(self.acqtree):
                 if now - acq.created > self.blockacq_lifetime:
                     self._acq_unlink(acq)
 
-    def key_flush_spacq(self: "Key", now: int) -> None:
+    def key_flush_spacq(self: "KeyEngine", now: int) -> None:
         with self.spacq_lock:
             self.spacqtree[:] = [a for a in self.spacqtree
                                  if not now - a.created > self.blockacq_lifetime]

@@ -16,7 +16,7 @@ Sizes come from opencrypto's transform descriptors (bytes): ``minkey`` /
 from __future__ import annotations
 
 import errno as _errno
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 
 from .extensions import SadbAlg, SadbComb
 from .ipsec import IPPROTO_AH, IPPROTO_ESP, IPPROTO_IPCOMP
@@ -172,7 +172,7 @@ def tcpsignature_init(sav: secasvar) -> int:
     return 0
 
 
-_XFORM_INIT = {
+_XFORM_INIT: dict[int, tuple[str, Callable[[secasvar], int]]] = {
     SADB_SATYPE.AH: ("ah", ah_init0),
     SADB_SATYPE.ESP: ("esp", esp_init),
     SADB_SATYPE.X_IPCOMP: ("ipcomp", ipcomp_init),

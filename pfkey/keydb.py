@@ -630,8 +630,9 @@ class KeyDB:
 
     def _check_spd(self) -> None:
         total = 0
+        sp: secpolicy  # the SPD trees are untyped containers of secpolicy
         for d in range(IPSEC_DIR.MAX):
-            prev = None
+            prev: Optional[secpolicy] = None
             for sp in self.sptree[d]:
                 total += 1
                 assert sp.state == IPSEC_SPSTATE_ALIVE, f"{sp!r} in sptree not ALIVE"

@@ -34,11 +34,12 @@ an X_PROMISC copy carries the mirrored message in ``Message.inner``.
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple, Optional, TypeVar, overload
+from typing import Any, Callable, NamedTuple, Optional, TypeVar, overload
 
 from . import errors as E
 from .extensions import (
-    EXT_CLASSES, EXT_MAXSIZE, EXT_MINSIZE, Extension, ExtensionT, SadbAddress, _value,
+    EXT_CLASSES, EXT_MAXSIZE, EXT_MINSIZE, Extension, ExtensionClass, ExtensionT, SadbAddress,
+    _value,
     SadbKey, SadbLifetime, SadbSa, SadbXPolicy, SadbXSa2,
 )
 from .pfkeyv2 import (
@@ -146,7 +147,7 @@ class Message(NamedTuple):
 
     # -- building ----------------------------------------------------------
 
-    def replace(self, **changes: object) -> "Message":
+    def replace(self, **changes: Any) -> "Message":
         """A copy with header fields (or ``exts``) replaced."""
         return self._replace(**changes)
 
@@ -199,7 +200,7 @@ _UNSUPPORTED_SATYPES = frozenset({SADB_SATYPE.RSVP, SADB_SATYPE.OSPFV2, SADB_SAT
 _SPDDUMP_SCOPES = frozenset({0, 1, 2, 4})
 
 _ADDR_LIKE = (SadbAddress,)
-_ALIGN8 = lambda n: (n + 7) & ~7  # noqa: E731
+_ALIGN8: Callable[[int], int] = lambda n: (n + 7) & ~7  # noqa: E731
 
 
 def check_satype(mtype: int, satype: int) -> None:
@@ -244,14 +245,14 @@ def check_address_pair(src: SadbAddress, dst: SadbAddress) -> None:
             f"prefix length {max(src.prefixlen, dst.prefixlen)} above {plen}")
 
 
-def _build_ext_table() -> list[Optional[tuple[type, int, int, int]]]:
+def _build_ext_table() -> list[Optional[tuple[ExtensionClass, int, int, int]]]:
     """Per extension type: (class, minsize, maxsize, sockaddr offset or 0).
 
     One list indexed by the wire number, so key_align's checks cost a single
     index per extension.  The ident offset (16) is applied only to
     SADB_X_IDENTTYPE_ADDR idents, decided per extension.
     """
-    table: list[Optional[tuple[type, int, int, int]]] = [None] * 32
+    table: list[Optional[tuple[ExtensionClass, int, int, int]]] = [None] * 32
     for t in range(32):
         cls = EXT_CLASSES[t]
         if cls is None:
@@ -354,6 +355,8 @@ def decode(data: bytes | bytearray | memoryview, *, strict: bool = True) -> Mess
             elif t == SADB_EXT.ADDRESS_DST:
                 dst = e
         if src is not None and dst is not None:
+            # ADDRESS_SRC/DST are decoded by SadbAddress only (EXT_CLASSES), a
+            # fact the type of ``exts`` cannot carry; no isinstance on this path.
             check_address_pair(src, dst)  # type: ignore[arg-type]
     return msg
 

@@ -486,9 +486,10 @@ class _Parser:
         if tok.kind is not _T.MODE:
             raise self._syntax_error(tok)
         self.mode = tok.value
-        tok = self._slash_then()                  # protocol/mode, protocol/mode/
-        if tok is None:
+        nxt = self._slash_then()                  # protocol/mode, protocol/mode/
+        if nxt is None:
             return
+        tok = nxt
         if tok.kind is _T.SLASH:                  # protocol/mode//level
             tok = self._next()
             if not self._level(tok):
@@ -496,9 +497,10 @@ class _Parser:
             self._finish_rule()                   # default reductions
             return
         self._addresses(tok)
-        tok = self._slash_then()                  # protocol/mode/a-b, protocol/mode/a-b/
-        if tok is None:
+        nxt = self._slash_then()                  # protocol/mode/a-b, protocol/mode/a-b/
+        if nxt is None:
             return
+        tok = nxt
         if not self._level(tok):
             raise self._syntax_error(tok)
         self._finish_rule()                       # protocol/mode/a-b/level

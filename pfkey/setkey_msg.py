@@ -34,11 +34,11 @@ from .extensions import (
     Sockaddr,
 )
 from .ipsec import IPSEC_ULPROTO_ANY
+from .ipsec_strerror import EIPSEC
 from .message import Message
 from .pfkeyv2 import (
     AF_INET, AF_INET6, SADB, SADB_EXT, SADB_SAFLAGS, SADB_SATYPE, SADB_X_IF_HW_OFFL_NAMESIZE,
 )
-from .policy import EIPSEC
 
 _U32 = 0xFFFFFFFF
 

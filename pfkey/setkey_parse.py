@@ -60,11 +60,12 @@ from typing import Callable, Iterator, NamedTuple, Optional, Sequence, Union
 
 from .extensions import SadbXPolicy, Sockaddr
 from .ipsec import IPPROTO_ESP, IPPROTO_ICMPV6, IPPROTO_TCP, IPSEC_ULPROTO_ANY
+from .ipsec_strerror import EIPSEC, ipsec_strerror
 from .message import Message
 from .pfkeyv2 import (
     AF_INET, AF_INET6, SADB, SADB_AALG, SADB_SAFLAGS, SADB_SATYPE, UDP_ENCAP_ESPINUDP,
 )
-from .policy import EIPSEC, PolicyError, ipsec_set_policy, ipsec_strerror
+from .policy import PolicyError, ipsec_set_policy
 from .setkey_lex import LexFatal, SetkeyLexer, T, Token, display, strtoul, to_scanner_text
 from .setkey_msg import (
     FREEBSD_SUPPORTED, SetkeyParams, Supported, ipsec_check_keylen, setkeymsg0, setkeymsg_add,

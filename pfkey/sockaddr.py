@@ -141,7 +141,7 @@ class Sockaddr(NamedTuple):
     def __repr__(self) -> str:
         ip = self.address
         if ip is not None and self.sa_len == (16 if self.family == AF_INET else 28) \
-                and self == Sockaddr.from_ip(ip, self.port).replace(data=self.data):
+                and self == Sockaddr.from_ip(ip, self.port)._replace(data=self.data):
             extra = f", port={self.port}" if self.port else ""
             if self.scope_id:
                 extra += f", scope_id={self.scope_id}"

@@ -70,7 +70,8 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from typing import Any, Generic, Iterable, Iterator, NamedTuple, Optional, Protocol, TypeVar
 
-from sortedcontainers import SortedDict, SortedKeyList, SortedList
+# sortedcontainers ships no type information (stubs: sortedcontainers-stubs).
+from sortedcontainers import SortedDict, SortedKeyList, SortedList  # type: ignore[import-untyped]
 
 from .extensions import Sockaddr
 from .ipsec import IPSEC_PORT_ANY, IPSEC_ULPROTO_ANY
@@ -507,11 +508,14 @@ class SPDTree(Generic[_SP]):
         pscoped = (1 if sscope else 0) | (2 if dscope else 0)
         best = _NO_MATCH
         found: Optional[_SP] = None
+        shape: _Shape  # group.shapes is an untyped SortedKeyList of _Shape
         for shape in group.shapes:
             if shape.min_key >= best:
                 break
             t = shape.scoped & pscoped
             table = shape.tables[t]
+            # t is a subset of shape.scoped, and tables[t] is a dict for
+            # every such t; no None check on the lookup path.
             bucket = table.get((  # type: ignore[union-attr]
                 sa & shape.smask, da & shape.dmask,
                 sport if shape.sport else 0, dport if shape.dport else 0,
