@@ -557,7 +557,10 @@ class IfIpsecAccelMethodsExt(IfIpsecAccelMethods):
     """
 
     __slots__ = ("if_sa_newkey_dir", "if_sa_sp_newkey")
-    FIELDS = IfIpsecAccelMethods.FIELDS + ("if_sa_newkey_dir", "if_sa_sp_newkey")
+    # IfIpsecAccelMethods.FIELDS is unannotated, so mypy fixes it as a 6-tuple;
+    # the table's field names are a tuple[str, ...] (ifnet.py should say so).
+    FIELDS = IfIpsecAccelMethods.FIELDS + ("if_sa_newkey_dir",  # type: ignore[assignment]
+                                           "if_sa_sp_newkey")
 
     def __init__(self, *args: Any, if_sa_newkey_dir: Optional[SaNewkeyDirFn] = None,
                  if_sa_sp_newkey: Optional[SaSpNewkeyFn] = None, **kw: Any) -> None:
