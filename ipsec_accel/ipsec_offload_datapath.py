@@ -38,7 +38,7 @@ from .xform_esp import esp_exact_size
 
 if TYPE_CHECKING:  # pragma: no cover
     from pfkey.keydb import secasvar
-    from .ipsec_offload import IpsecOffload
+    from .ipsec_offload import OffloadEngine
 
 __all__ = ["OffloadDatapathMixin"]
 
@@ -50,45 +50,47 @@ class OffloadDatapathMixin:
 
     # -- queries ---------------------------------------------------------------------
 
-    def ipsec_accel_is_accel_sav(self: "IpsecOffload", sav: "secasvar") -> bool:
+    def ipsec_accel_is_accel_sav(self: "OffloadEngine", sav: "secasvar") -> bool:
         """ipsec_accel_is_accel_sav_impl: at least one handle, HANDLED or
         REJECTED (so a dump of a refused SA still shows the offl lines)."""
         return bool(sav.accel_ifps)
 
-    def ipsec_accel_is_accel_sav_ptr(self: "IpsecOffload", sav: "secasvar",
+    def ipsec_accel_is_accel_sav_ptr(self: "OffloadEngine", sav: "secasvar",
                                      ifp: Ifnet) -> Optional[ifp_handle_sav]:
         """ipsec_accel_is_accel_sav_ptr: the handle of ``sav`` on exactly
         ``ifp`` (a vlan's handle is not its parent's), any kind, provided the
         interface's IPSEC capability is enabled *now* (§17.11)."""
         if not ifp.if_capenable2 & IFCAP2_IPSEC_OFFLOAD_MASK:
             return None
+        i: ifp_handle_sav
         for i in sav.accel_ifps:
             if i.ifp is ifp:
                 return i
         return None
 
-    def ipsec_accel_sav_handle(self: "IpsecOffload", sav: "secasvar",
+    def ipsec_accel_sav_handle(self: "OffloadEngine", sav: "secasvar",
                                ifp: Optional[Ifnet]) -> Optional[ifp_handle_sav]:
         """What ipsec_accel_output's steps 1 and 3 ask: the INSTALLED handle
         of ``sav`` on exactly ``ifp`` with the capability enabled, else None
         (software).  A forwarded packet has no ifp: never offloaded."""
         if ifp is None or not ifp.if_capenable2 & IFCAP2_IPSEC_OFFLOAD_MASK:
             return None
+        i: ifp_handle_sav
         for i in sav.accel_ifps:
             if i.ifp is ifp:
                 return i if (i.flags & _HR) == IFP_HS_HANDLED else None
         return None
 
-    def ipsec_accel_drvspi_lookup(self: "IpsecOffload", drv_spi: int) -> Optional[ifp_handle_sav]:
+    def ipsec_accel_drvspi_lookup(self: "OffloadEngine", drv_spi: int) -> Optional[ifp_handle_sav]:
         """DRVSPI_SA_PCTRIE_LOOKUP: the handle owning ``drv_spi`` (any ifp)."""
         return self.drv_spi_index.get(drv_spi)
 
-    def ipsec_accel_drvspi_to_sa(self: "IpsecOffload", drv_spi: int) -> Optional["secasvar"]:
+    def ipsec_accel_drvspi_to_sa(self: "OffloadEngine", drv_spi: int) -> Optional["secasvar"]:
         """ipsec_accel_drvspi_to_sa (input path: no ifp check)."""
         i = self.drv_spi_index.get(drv_spi)
         return None if i is None else i.sav
 
-    def ipsec_accel_fill_xh(self: "IpsecOffload", ifp: Optional[Ifnet],
+    def ipsec_accel_fill_xh(self: "OffloadEngine", ifp: Optional[Ifnet],
                             drv_spi: int) -> Optional[xform_history]:
         """ipsec_accel_fill_xh_impl (002b12b5): the handle's xform_history,
         None for an out-of-range or unknown drv_spi (``ifp`` is unused, as in
@@ -98,7 +100,7 @@ class OffloadDatapathMixin:
         i = self.drv_spi_index.get(drv_spi)
         return None if i is None else i.xfh
 
-    def ipsec_accel_sa_recordxfer(self: "IpsecOffload", sav: "secasvar", m: Any) -> None:
+    def ipsec_accel_sa_recordxfer(self: "OffloadEngine", sav: "secasvar", m: Any) -> None:
         """ipsec_accel_sa_recordxfer: software view of an offloaded packet
         (``m`` an mbuf -- its ``len`` is m_pkthdr.len -- or a byte count).
         Does not touch the SA's regular lft_c (the driver's counters do)."""
@@ -110,9 +112,10 @@ class OffloadDatapathMixin:
         sw[0] += 1
         sw[1] += n
         if sav.accel_firstused == 0:
-            sav.accel_firstused = self.clock.now()
+            # clock: set by attach(); an offloaded packet has an installed handle
+            sav.accel_firstused = self.clock.now()  # type: ignore[union-attr]
 
-    def ipsec_accel_hwassist(self: "IpsecOffload", i: ifp_handle_sav, sav: Any) -> int:
+    def ipsec_accel_hwassist(self: "OffloadEngine", i: ifp_handle_sav, sav: Any) -> int:
         """``if_hwassist(ifp, sav, drv_spi, ifdata)`` for an offloaded packet
         (called after the SA reference was released, §17.12); a raising
         driver counts as "no assist"."""
@@ -173,7 +176,7 @@ class OffloadDatapathMixin:
                               icvlen=xform_ah_authsize(auth))
         return size <= mtu
 
-    def ipsec_accel_output_fits(self: "IpsecOffload", i: ifp_handle_sav, m: Any,
+    def ipsec_accel_output_fits(self: "OffloadEngine", i: ifp_handle_sav, m: Any,
                                 sav: "secasvar", af: int, mtu: int) -> bool:
         """Step 4 of ipsec_accel_output: a TSO packet always fits; otherwise
         ``pkthdr.len + hdr_ext_size <= mtu`` and the exact ESP size fits

@@ -74,7 +74,7 @@ from .taskqueue import Task
 
 if TYPE_CHECKING:  # pragma: no cover
     from pfkey.keydb import secasvar, secpolicy
-    from .ipsec_offload import IpsecOffload, _Vnet
+    from .ipsec_offload import OffloadEngine, _Vnet
 
 __all__ = ["OffloadExtMixin"]
 
@@ -88,14 +88,14 @@ class OffloadExtMixin:
 
     # -- nofallback ----------------------------------------------------------------
 
-    def ipsec_accel_sa_nofallback(self: "IpsecOffload", sav: "secasvar") -> bool:
+    def ipsec_accel_sa_nofallback(self: "OffloadEngine", sav: "secasvar") -> bool:
         """The datapath's predicate (extension "nofallback"): True when a
         packet of ``sav`` that cannot be offloaded must be dropped rather than
         processed in software.  Always False with the extension off."""
         return "nofallback" in self.extensions and \
             bool(getattr(sav, "accel_ifflags", 0) & SADB_X_IF_HW_OFFL_F_NOFALLBACK)
 
-    def ipsec_accel_sa_set_nofallback(self: "IpsecOffload", sav: "secasvar",
+    def ipsec_accel_sa_set_nofallback(self: "OffloadEngine", sav: "secasvar",
                                       on: bool = True) -> None:
         """Set or clear the no-software-fallback flag of one SA."""
         if "nofallback" not in self.extensions:
@@ -105,7 +105,7 @@ class OffloadExtMixin:
         else:
             sav.accel_ifflags &= ~SADB_X_IF_HW_OFFL_F_NOFALLBACK
 
-    def _ifname_is_any(self: "IpsecOffload", sav: "secasvar") -> bool:
+    def _ifname_is_any(self: "OffloadEngine", sav: "secasvar") -> bool:
         """An IF_HW_OFFL carrying only the nofallback bit (empty name) does
         not restrict interfaces.  (FreeBSD stores "" and so matches none.)"""
         return ("nofallback" in self.extensions and sav.accel_ifname == ""
@@ -123,7 +123,7 @@ class OffloadExtMixin:
             return p.if_ipsec_accel_m
         return None
 
-    def _ext_newkey_call(self: "IpsecOffload", vnet: "_Vnet", sav: "secasvar",
+    def _ext_newkey_call(self: "OffloadEngine", vnet: "_Vnet", sav: "secasvar",
                          ifp: Ifnet) -> NewkeyCall:
         if not self._ext_install:
             return None
@@ -149,7 +149,7 @@ class OffloadExtMixin:
             return lambda drv_spi: (fdir, (ifp, sav, drv_spi, direction))
         return None
 
-    def _sa_info(self: "IpsecOffload", vnet: "_Vnet", sav: "secasvar") -> SaOffloadInfo:
+    def _sa_info(self: "OffloadEngine", vnet: "_Vnet", sav: "secasvar") -> SaOffloadInfo:
         """The SPD's view of an SA: which policies' requests it satisfies.
 
         A request matches when proto agrees, the mode agrees (an SA of mode
@@ -159,7 +159,8 @@ class OffloadExtMixin:
         (ports and upper protocol ignored).  The direction is that of the
         matching policies when they all agree, else SA_DIR_UNKNOWN.
         """
-        saidx = sav.sah.saidx
+        # Only SAs being installed get here: linked into the SAD, so sah is set.
+        saidx = sav.sah.saidx  # type: ignore[union-attr]
         key = vnet.key
         with key.sptree_lock:
             sps = list(key.iter_sp())
@@ -193,7 +194,7 @@ class OffloadExtMixin:
         return SaOffloadInfo(direction, saidx.mode, saidx.proto, saidx.reqid, saidx.src,
                              saidx.dst, tuple(found))
 
-    def _ext_sp_added(self: "IpsecOffload", vnet: "_Vnet", sp: "secpolicy") -> None:
+    def _ext_sp_added(self: "OffloadEngine", vnet: "_Vnet", sp: "secpolicy") -> None:
         """After an SP's add task: install deferred SAs the SP now implies."""
         if "sa_sp_combined" not in self.extensions or self.fips_mode:
             return
@@ -210,7 +211,7 @@ class OffloadExtMixin:
             self._sa_install_walk_some(vnet, sav, ifps)
             self._sa_install_finish(sav)
 
-    def _sa_install_walk_some(self: "IpsecOffload", vnet: "_Vnet", sav: "secasvar",
+    def _sa_install_walk_some(self: "OffloadEngine", vnet: "_Vnet", sav: "secasvar",
                               ifps: set[Ifnet]) -> None:
         def match(ifp: Ifnet) -> bool:
             return ifp in ifps and self._sa_install_match(ifp) and \
@@ -218,12 +219,12 @@ class OffloadExtMixin:
 
         vnet.ifnets.if_foreach_sleep(match, lambda ifp: self._sa_newkey_cb(vnet, sav, ifp))
 
-    def _ext_forget(self: "IpsecOffload", sav: "secasvar") -> None:
+    def _ext_forget(self: "OffloadEngine", sav: "secasvar") -> None:
         """"ipasat" held: a forgotten SA is no longer pending anywhere."""
         if self._combined_pending:
             self._combined_pending.pop(sav, None)
 
-    def _ext_ifdown(self: "IpsecOffload", ifp: Ifnet) -> None:
+    def _ext_ifdown(self: "OffloadEngine", ifp: Ifnet) -> None:
         if not self._combined_pending:
             return
         with self.sav_tmp:
@@ -232,19 +233,19 @@ class OffloadExtMixin:
 
     # -- reoffer -------------------------------------------------------------------
 
-    def _arrival_event(self: "IpsecOffload", vnet: "_Vnet", ifp: Ifnet) -> None:
+    def _arrival_event(self: "OffloadEngine", vnet: "_Vnet", ifp: Ifnet) -> None:
         if ifp.if_flags & IFF_RENAMING:
             return
         if ifp.if_capenable2 & IFCAP2_IPSEC_OFFLOAD_MASK:
             self._reoffer_enqueue(vnet, ifp)
 
-    def _capchange_event(self: "IpsecOffload", vnet: "_Vnet", ifp: Ifnet, old: int,
+    def _capchange_event(self: "OffloadEngine", vnet: "_Vnet", ifp: Ifnet, old: int,
                          old2: int) -> None:
         if ifp.if_capenable2 & IFCAP2_IPSEC_OFFLOAD_MASK and \
                 not old2 & IFCAP2_IPSEC_OFFLOAD_MASK:
             self._reoffer_enqueue(vnet, ifp)
 
-    def ipsec_accel_reoffer(self: "IpsecOffload", ifp: Ifnet,
+    def ipsec_accel_reoffer(self: "OffloadEngine", ifp: Ifnet,
                             vnet: Optional["_Vnet"] = None) -> None:
         """Queue a re-offer of the SAD and SPD to ``ifp`` (extension
         "reoffer"); ``ipsec_accel_sync()`` waits for it."""
@@ -252,12 +253,12 @@ class OffloadExtMixin:
             raise RuntimeError("extension 'reoffer' is not enabled")
         self._reoffer_enqueue(vnet if vnet is not None else self._vnet_of(ifp), ifp)
 
-    def _reoffer_enqueue(self: "IpsecOffload", vnet: "_Vnet", ifp: Ifnet) -> None:
+    def _reoffer_enqueue(self: "OffloadEngine", vnet: "_Vnet", ifp: Ifnet) -> None:
         if self.fips_mode or not ifp.if_try_ref():
             return
         self.tq.enqueue(Task(self._reoffer_act, (vnet, ifp), name="ipsec_accel_reoffer"))
 
-    def _reoffer_act(self: "IpsecOffload", ctx: tuple["_Vnet", Ifnet], pending: int) -> None:
+    def _reoffer_act(self: "OffloadEngine", ctx: tuple["_Vnet", Ifnet], pending: int) -> None:
         vnet, ifp = ctx
         try:
             if not ifp.attached or self.fips_mode:
@@ -301,7 +302,7 @@ class OffloadExtMixin:
 
     # -- push to software / FIPS ----------------------------------------------------
 
-    def ipsec_accel_push_to_sw(self: "IpsecOffload", *, ifp: Optional[Ifnet] = None,
+    def ipsec_accel_push_to_sw(self: "OffloadEngine", *, ifp: Optional[Ifnet] = None,
                                sav: Optional["secasvar"] = None,
                                sp: Optional["secpolicy"] = None) -> int:
         """Remove live offload state so processing continues in software:
@@ -323,7 +324,7 @@ class OffloadExtMixin:
         self._dprintf("push_to_sw: %d handles removed", n)
         return n
 
-    def set_fips(self: "IpsecOffload", on: bool) -> None:
+    def set_fips(self: "OffloadEngine", on: bool) -> None:
         """The FIPS switch: on = nothing is offered and every live handle is
         pushed back to software; off = offers resume for new objects (and,
         with "reoffer", existing ones are offered again)."""

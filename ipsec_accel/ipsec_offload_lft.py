@@ -25,7 +25,7 @@ from pfkey.extensions import SadbXIfHwOffl
 from pfkey.hooks import IF_SA_CNT_UPD, IF_SA_CNT_WHICH
 from pfkey.keydb import seclifetime
 
-from .ifnet import Ifnet
+from .ifnet import Ifnet, SaCntFn
 from .ipsec_offload_defs import (
     CALL_EXC, CALL_TIMEOUT, DRV_EXCEPTION_ERRNO, DRV_TIMEOUT_ERRNO,
     SADB_X_IF_HW_OFFL_F_NOFALLBACK, ifp_handle_sav, installed,
@@ -33,7 +33,7 @@ from .ipsec_offload_defs import (
 
 if TYPE_CHECKING:  # pragma: no cover
     from pfkey.keydb import secasvar
-    from .ipsec_offload import IpsecOffload
+    from .ipsec_offload import OffloadEngine
 
 __all__ = ["OffloadLifetimeMixin"]
 
@@ -46,7 +46,7 @@ class OffloadLifetimeMixin:
 
     # -- counters and lifetimes ------------------------------------------------------
 
-    def ipsec_accel_drv_sa_lifetime_update(self: "IpsecOffload", sav: "secasvar", ifp: Ifnet,
+    def ipsec_accel_drv_sa_lifetime_update(self: "OffloadEngine", sav: "secasvar", ifp: Ifnet,
                                            drv_spi: int, octets: int, allocs: int) -> None:
         """ipsec_accel_drv_sa_lifetime_update_impl: the driver reports
         CUMULATIVE counters.  Unsigned 64-bit deltas from the last report go
@@ -56,7 +56,9 @@ class OffloadLifetimeMixin:
         allocs &= M64
         with self.net_epoch, self.cnt_lock:
             if allocs != 0:
-                now = self.clock.now()
+                # clock: set by attach(), and drivers report only for SAs
+                # installed through an attached vnet
+                now = self.clock.now()  # type: ignore[union-attr]
                 if sav.firstused == 0:
                     sav.firstused = now
                 if sav.accel_firstused == 0:
@@ -75,7 +77,7 @@ class OffloadLifetimeMixin:
             sav.accel_hw_octets = (sav.accel_hw_octets + odiff) & M64
             sav.accel_hw_allocs = (sav.accel_hw_allocs + adiff) & M64
 
-    def ipsec_accel_drv_sa_lifetime_fetch(self: "IpsecOffload", sav: "secasvar", ifp: Ifnet,
+    def ipsec_accel_drv_sa_lifetime_fetch(self: "OffloadEngine", sav: "secasvar", ifp: Ifnet,
                                           drv_spi: int) -> tuple[int, int, int]:
         """ipsec_accel_drv_sa_lifetime_fetch_impl: (0, octets, allocs) last
         reported for (ifp, drv_spi), or (ENOENT, 0, 0)."""
@@ -94,7 +96,7 @@ class OffloadLifetimeMixin:
         lft_c.bytes = (lft_c.bytes + lft_l.bytes) & M64
         lft_c.usetime = min(lft_c.usetime & M32, lft_l.usetime & M32)
 
-    def ipsec_accel_sa_lifetime_op(self: "IpsecOffload", sav: "secasvar", lft_c: seclifetime,
+    def ipsec_accel_sa_lifetime_op(self: "OffloadEngine", sav: "secasvar", lft_c: seclifetime,
                                    ifp: Any, op: int, sahtree_tracker: Any = None) -> int:
         """ipsec_accel_sa_lifetime_op_impl.
 
@@ -145,8 +147,8 @@ class OffloadLifetimeMixin:
             self._lifetime_update(lft_c, lft_l)
         return error
 
-    def _drv_sa_cnt(self: "IpsecOffload", ifp: Ifnet, fn: Any, sav: Any, i: ifp_handle_sav,
-                    lt: seclifetime) -> int:
+    def _drv_sa_cnt(self: "OffloadEngine", ifp: Ifnet, fn: SaCntFn, sav: "secasvar",
+                    i: ifp_handle_sav, lt: seclifetime) -> int:
         # A private seclifetime: a stuck call writing it later harms nobody.
         tmp = seclifetime()
         r = self.drv.call("if_sa_cnt", fn, (ifp, sav, i.drv_spi, i.ifdata, tmp))
@@ -162,7 +164,7 @@ class OffloadLifetimeMixin:
 
     # -- dump (key_setdumpsa) --------------------------------------------------------
 
-    def ipsec_accel_key_setaccelif(self: "IpsecOffload", sav: "secasvar") -> list[SadbXIfHwOffl]:
+    def ipsec_accel_key_setaccelif(self: "OffloadEngine", sav: "secasvar") -> list[SadbXIfHwOffl]:
         """ipsec_accel_key_setaccelif_impl: with accel_ifname, one extension
         with that name (installed there or not); else one per INSTALLED
         handle, newest first (CK_LIST order), named as the interface is named

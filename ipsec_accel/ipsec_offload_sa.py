@@ -35,7 +35,7 @@ its own mutex, so alloc/free are called with it dropped (unr(9)'s rule).
 from __future__ import annotations
 
 import errno as _errno
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from pfkey.keydb import MATURE, SADB_KEY_ACCEL_DEINST, SADB_KEY_ACCEL_INST
 
@@ -50,7 +50,7 @@ from .xform_esp import ah_hdrsiz
 
 if TYPE_CHECKING:  # pragma: no cover
     from pfkey.keydb import secasvar
-    from .ipsec_offload import IpsecOffload, _Vnet
+    from .ipsec_offload import OffloadEngine, _Vnet
 
 __all__ = ["OffloadSAMixin", "esp_hdrsiz_sav"]
 
@@ -115,7 +115,7 @@ class OffloadSAMixin:
 
     # -- newkey ----------------------------------------------------------------------
 
-    def _sa_newkey(self: "IpsecOffload", vnet: "_Vnet", sav: "secasvar") -> None:
+    def _sa_newkey(self: "OffloadEngine", vnet: "_Vnet", sav: "secasvar") -> None:
         """ipsec_accel_sa_newkey_impl (called under SAHTREE_WLOCK: only enqueues)."""
         if sav.accel_flags & _INSTDEINST:
             return
@@ -132,7 +132,7 @@ class OffloadSAMixin:
         tq.install_task = Task(self._sa_newkey_act, tq, name="ipsec_accel_sa_newkey_act")
         self.tq.enqueue(tq.install_task)
 
-    def _sa_newkey_act(self: "IpsecOffload", tq: _NewkeyTq, pending: int) -> None:
+    def _sa_newkey_act(self: "OffloadEngine", tq: _NewkeyTq, pending: int) -> None:
         """ipsec_accel_sa_newkey_act: the install task."""
         sav = tq.sav
         vnet = tq.install_vnet
@@ -154,7 +154,7 @@ class OffloadSAMixin:
         self._sa_install_walk(vnet, sav, None)
         self._sa_install_finish(sav)
 
-    def _sa_install_walk(self: "IpsecOffload", vnet: "_Vnet", sav: "secasvar",
+    def _sa_install_walk(self: "OffloadEngine", vnet: "_Vnet", sav: "secasvar",
                          only: Optional[Ifnet]) -> None:
         """if_foreach_sleep(ipsec_accel_sa_install_match, newkey_cb); ``only``
         restricts the walk to one interface (extension "reoffer")."""
@@ -169,7 +169,7 @@ class OffloadSAMixin:
 
         vnet.ifnets.if_foreach_sleep(match, cb)
 
-    def _sa_install_match(self: "IpsecOffload", ifp: Ifnet) -> bool:
+    def _sa_install_match(self: "OffloadEngine", ifp: Ifnet) -> bool:
         """ipsec_accel_sa_install_match."""
         if not ifp.if_capenable2 & IFCAP2_IPSEC_OFFLOAD_MASK:
             return False
@@ -184,7 +184,7 @@ class OffloadSAMixin:
             return False
         return True
 
-    def _sa_install_finish(self: "IpsecOffload", sav: "secasvar") -> None:
+    def _sa_install_finish(self: "OffloadEngine", sav: "secasvar") -> None:
         """The end of the install task: allocate the forget carrier, then do
         a forget that raced with the walk inline.  Its task cannot run
         concurrently: the queue has one thread and we are on it."""
@@ -197,7 +197,7 @@ class OffloadSAMixin:
                               sav.spi)
                 self._forget_sav_clear(sav)
 
-    def _alloc_forget_tq(self: "IpsecOffload", sav: "secasvar") -> None:
+    def _alloc_forget_tq(self: "OffloadEngine", sav: "secasvar") -> None:
         """ipsec_accel_alloc_forget_tq (M_WAITOK, installed by cmpset)."""
         if sav.accel_forget_tq is not None:
             return
@@ -206,7 +206,7 @@ class OffloadSAMixin:
             if sav.accel_forget_tq is None:
                 sav.accel_forget_tq = ftq
 
-    def _sa_newkey_cb(self: "IpsecOffload", vnet: "_Vnet", sav: "secasvar",
+    def _sa_newkey_cb(self: "OffloadEngine", vnet: "_Vnet", sav: "secasvar",
                       ifp: Ifnet) -> int:
         """ipsec_accel_sa_newkey_cb for one interface."""
         old = "walk_stops_on_error" in self.quirks
@@ -244,7 +244,7 @@ class OffloadSAMixin:
         error, priv = self._drv_newkey(ifp, sav, drv_spi, fn, args)
         return self._sa_newkey_result(sav, ifp, drv_spi, error, priv, old)
 
-    def _sa_newkey_result(self: "IpsecOffload", sav: "secasvar", ifp: Ifnet, drv_spi: int,
+    def _sa_newkey_result(self: "OffloadEngine", sav: "secasvar", ifp: Ifnet, drv_spi: int,
                           error: int, priv: Any, old: bool) -> int:
         if error == 0:
             err = self._handle_sav(sav, ifp, drv_spi, priv, IFP_HS_HANDLED)
@@ -276,13 +276,13 @@ class OffloadSAMixin:
             self._leak_drv_spi(drv_spi)         # FreeBSD: XXXKIB, never freed
         return error if old else 0
 
-    def _leak_drv_spi(self: "IpsecOffload", drv_spi: int) -> None:
+    def _leak_drv_spi(self: "OffloadEngine", drv_spi: int) -> None:
         with self.sav_tmp:
             self._drv_spi_leaked.add(drv_spi)
         self._inc("drv_spi_leaked")
 
-    def _drv_newkey(self: "IpsecOffload", ifp: Ifnet, sav: "secasvar", drv_spi: int,
-                    fn: Any, args: tuple[Any, ...]) -> tuple[int, Any]:
+    def _drv_newkey(self: "OffloadEngine", ifp: Ifnet, sav: "secasvar", drv_spi: int,
+                    fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[int, Any]:
         """Call an install method through the guard; map exceptions and
         timeouts to errnos; arrange reconciliation of a late completion."""
 
@@ -322,7 +322,7 @@ class OffloadSAMixin:
                              TypeError(f"if_sa_newkey returned {res!r}, not (error, priv)"))
             return DRV_EXCEPTION_ERRNO, None
 
-    def _drv_deinstall_direct(self: "IpsecOffload", ifp: Ifnet, drv_spi: int,
+    def _drv_deinstall_direct(self: "OffloadEngine", ifp: Ifnet, drv_spi: int,
                               priv: Any) -> None:
         """if_sa_deinstall outside the handle protocol (undoing an install
         the kernel did not record), exceptions caught."""
@@ -337,7 +337,7 @@ class OffloadSAMixin:
 
     # -- handles ------------------------------------------------------------------
 
-    def _handle_sav(self: "IpsecOffload", sav: "secasvar", ifp: Ifnet, drv_spi: int,
+    def _handle_sav(self: "OffloadEngine", sav: "secasvar", ifp: Ifnet, drv_spi: int,
                     priv: Any, flags: int) -> int:
         """ipsec_accel_handle_sav: record a HANDLED or REJECTED handle.
         EALREADY if the SA already has one for ``ifp``; EEXIST if the drv_spi
@@ -370,7 +370,7 @@ class OffloadSAMixin:
                       sav.spi, ifp.if_xname, drv_spi)
         return 0
 
-    def _forget_handle_sav(self: "IpsecOffload", i: ifp_handle_sav) -> None:
+    def _forget_handle_sav(self: "OffloadEngine", i: ifp_handle_sav) -> None:
         """ipsec_accel_forget_handle_sav.  Called and returns with "ipasat"
         held; drops it around the epoch wait and the driver call."""
         sav = i.sav
@@ -394,7 +394,7 @@ class OffloadSAMixin:
         finally:
             self.sav_tmp.acquire()
 
-    def _drv_deinstall(self: "IpsecOffload", i: ifp_handle_sav) -> bool:
+    def _drv_deinstall(self: "OffloadEngine", i: ifp_handle_sav) -> bool:
         """if_sa_deinstall for an unlinked handle.  Returns False when the call
         was abandoned: the drv_spi and the ifnet reference then stay with the
         stuck call and are released when it returns."""
@@ -410,7 +410,9 @@ class OffloadSAMixin:
 
         with self.sav_tmp:
             self._drv_spi_held[drv_spi] = "if_sa_deinstall"
-        r = self.drv.call("if_sa_deinstall", ifp.if_ipsec_accel_m.if_sa_deinstall,  # type: ignore[union-attr]
+        # An installed handle's ifp passed _sa_install_match (table not None);
+        # FreeBSD calls if_sa_deinstall unchecked, a None here fails as CALL_EXC.
+        r = self.drv.call("if_sa_deinstall", ifp.if_ipsec_accel_m.if_sa_deinstall,  # type: ignore[union-attr, arg-type]
                           (ifp, drv_spi, i.ifdata), late)
         self._inc("deinstalls")
         if r.status == CALL_TIMEOUT:
@@ -422,7 +424,7 @@ class OffloadSAMixin:
             self._drv_raised("if_sa_deinstall", ifp, r.value)
         return True
 
-    def _forget_sav_clear(self: "IpsecOffload", sav: "secasvar") -> None:
+    def _forget_sav_clear(self: "OffloadEngine", sav: "secasvar") -> None:
         """ipsec_accel_forget_sav_clear ("ipasat" held)."""
         self._ext_forget(sav)
         while sav.accel_ifps:
@@ -430,7 +432,7 @@ class OffloadSAMixin:
 
     # -- forget --------------------------------------------------------------------
 
-    def _sa_forget(self: "IpsecOffload", vnet: "_Vnet", sav: "secasvar") -> None:
+    def _sa_forget(self: "OffloadEngine", vnet: "_Vnet", sav: "secasvar") -> None:
         """ipsec_accel_forget_sav_impl: the SA was just set DEAD."""
         with self.sav_tmp:
             sav.accel_flags |= SADB_KEY_ACCEL_DEINST
@@ -447,7 +449,7 @@ class OffloadSAMixin:
         ftq.forget_task = Task(self._sa_forget_act, ftq, name="ipsec_accel_forget_sav_act")
         self.tq.enqueue(ftq.forget_task)
 
-    def _sa_forget_act(self: "IpsecOffload", ftq: _ForgetTq, pending: int) -> None:
+    def _sa_forget_act(self: "OffloadEngine", ftq: _ForgetTq, pending: int) -> None:
         """ipsec_accel_forget_sav_act: the forget task."""
         self._inc("forget_tasks")
         with self.sav_tmp:
@@ -455,12 +457,12 @@ class OffloadSAMixin:
 
     # -- helpers used by the flows -------------------------------------------------
 
-    def _drv_timed_out(self: "IpsecOffload", what: str, ifp: Ifnet, spi: int) -> None:
+    def _drv_timed_out(self: "OffloadEngine", what: str, ifp: Ifnet, spi: int) -> None:
         self._inc("drv_timeouts")
         self._warn("driver %s on %s (spi/id %#x) did not return within %.3gs; abandoned",
                    what, ifp.if_xname, spi, self.drv.timeout or 0.0)
 
-    def _drv_raised(self: "IpsecOffload", what: str, ifp: Optional[Ifnet],
+    def _drv_raised(self: "OffloadEngine", what: str, ifp: Optional[Ifnet],
                     exc: BaseException) -> None:
         self._inc("drv_exceptions")
         self.drv_errors.append((what, ifp.if_xname if ifp is not None else "?", exc))

@@ -42,7 +42,7 @@ from .taskqueue import Task
 
 if TYPE_CHECKING:  # pragma: no cover
     from pfkey.keydb import secpolicy
-    from .ipsec_offload import IpsecOffload, _Vnet
+    from .ipsec_offload import OffloadEngine, _Vnet
 
 __all__ = ["OffloadSPMixin"]
 
@@ -56,7 +56,7 @@ class OffloadSPMixin:
 
     # -- spdadd --------------------------------------------------------------------
 
-    def _spdadd(self: "IpsecOffload", vnet: "_Vnet", sp: Optional["secpolicy"],
+    def _spdadd(self: "OffloadEngine", vnet: "_Vnet", sp: Optional["secpolicy"],
                 inp: Any = None) -> None:
         """ipsec_accel_spdadd_impl (called under SPTREE_WLOCK: only enqueues)."""
         if sp is None:
@@ -76,7 +76,7 @@ class OffloadSPMixin:
         tq.adddel_task = Task(self._spdadd_act, sp, name="ipsec_accel_spdadd_act")
         self.tq.enqueue(tq.adddel_task)
 
-    def _spdadd_act(self: "IpsecOffload", sp: "secpolicy", pending: int) -> None:
+    def _spdadd_act(self: "OffloadEngine", sp: "secpolicy", pending: int) -> None:
         """ipsec_accel_spdadd_act: the add task."""
         vnet = sp.accel_add_tq.adddel_vnet
         if not self.fips_mode:
@@ -84,7 +84,7 @@ class OffloadSPMixin:
         sp.ipsec_accel_add_sp_inp = None        # in_pcbrele
         self._ext_sp_added(vnet, sp)
 
-    def _sp_install_walk(self: "IpsecOffload", vnet: "_Vnet", sp: "secpolicy",
+    def _sp_install_walk(self: "OffloadEngine", vnet: "_Vnet", sp: "secpolicy",
                          only: Optional[Ifnet]) -> None:
         def match(ifp: Ifnet) -> bool:
             if only is not None and ifp is not only:
@@ -94,7 +94,7 @@ class OffloadSPMixin:
         ext = only is not None
         vnet.ifnets.if_foreach_sleep(match, lambda ifp: self._spdadd_cb(sp, ifp, ext))
 
-    def _spdadd_match(self: "IpsecOffload", sp: "secpolicy", ifp: Ifnet) -> bool:
+    def _spdadd_match(self: "OffloadEngine", sp: "secpolicy", ifp: Ifnet) -> bool:
         """ipsec_accel_spdadd_match."""
         if not ifp.if_capenable2 & IFCAP2_IPSEC_OFFLOAD_MASK:
             return False
@@ -105,7 +105,7 @@ class OffloadSPMixin:
             return False
         return not any(i.ifp is ifp for i in sp.accel_ifps)
 
-    def _spdadd_cb(self: "IpsecOffload", sp: "secpolicy", ifp: Ifnet,
+    def _spdadd_cb(self: "OffloadEngine", sp: "secpolicy", ifp: Ifnet,
                    from_ext: bool = False) -> int:
         """ipsec_accel_spdadd_cb: remember first, then ask the driver."""
         inp = sp.ipsec_accel_add_sp_inp
@@ -117,7 +117,7 @@ class OffloadSPMixin:
         finally:
             self._spdadd_done(i)
 
-    def _spdadd_done(self: "IpsecOffload", i: ifp_handle_sp) -> None:
+    def _spdadd_done(self: "OffloadEngine", i: ifp_handle_sp) -> None:
         """The add callback releases its handle; if an ifdown walk doomed it
         meanwhile, remove it now that ifdata is valid."""
         with self.sav_tmp:
@@ -128,7 +128,7 @@ class OffloadSPMixin:
         self.net_epoch.wait()
         self._release_sp_handle(i)
 
-    def _spdadd_call(self: "IpsecOffload", sp: "secpolicy", ifp: Ifnet, inp: Any,
+    def _spdadd_call(self: "OffloadEngine", sp: "secpolicy", ifp: Ifnet, inp: Any,
                      i: ifp_handle_sp) -> int:
         self._dprintf("spdadd: sp %d on %s inp %r", sp.id, ifp.if_xname, inp)
 
@@ -144,7 +144,9 @@ class OffloadSPMixin:
                         self._drv_raised("if_spddel", ifp, e)
             ifp.if_rele()
 
-        r = self.drv.call("if_spdadd", ifp.if_ipsec_accel_m.if_spdadd,  # type: ignore[union-attr]
+        # _spdadd_match checked the table and if_spdadd are not None; a driver
+        # that clears them since makes the guarded call fail (TypeError: CALL_EXC).
+        r = self.drv.call("if_spdadd", ifp.if_ipsec_accel_m.if_spdadd,  # type: ignore[union-attr, arg-type]
                           (ifp, sp, inp), late, ifp.if_ref)
         # ifdata and REJECTED are written while the handle is still busy, so
         # a concurrent walk never uses them half-written.
@@ -171,7 +173,7 @@ class OffloadSPMixin:
         self._inc("sp_installs")
         return 0
 
-    def _remember_sp(self: "IpsecOffload", sp: "secpolicy", ifp: Ifnet,
+    def _remember_sp(self: "OffloadEngine", sp: "secpolicy", ifp: Ifnet,
                      from_ext: bool = False) -> Optional[ifp_handle_sp]:
         """ipsec_accel_remember_sp: a HANDLED handle on both lists.
 
@@ -191,7 +193,7 @@ class OffloadSPMixin:
 
     # -- spddel --------------------------------------------------------------------
 
-    def _spddel(self: "IpsecOffload", vnet: "_Vnet", sp: Optional["secpolicy"]) -> None:
+    def _spddel(self: "OffloadEngine", vnet: "_Vnet", sp: Optional["secpolicy"]) -> None:
         """ipsec_accel_spddel_impl (one-shot)."""
         if sp is None:
             return
@@ -204,8 +206,9 @@ class OffloadSPMixin:
         tq.adddel_task = Task(self._spddel_act, sp, name="ipsec_accel_spddel_act")
         self.tq.enqueue(tq.adddel_task)
 
-    def _spddel_act(self: "IpsecOffload", sp: "secpolicy", pending: int) -> None:
+    def _spddel_act(self: "OffloadEngine", sp: "secpolicy", pending: int) -> None:
         """ipsec_accel_spddel_act: remove every handle of the SP."""
+        i: ifp_handle_sp
         with self.sav_tmp:
             while sp.accel_ifps:
                 i = sp.accel_ifps[0]
@@ -215,23 +218,26 @@ class OffloadSPMixin:
                     self.net_epoch.wait()
                     error = self._release_sp_handle(i)
                     if error:
-                            self._dprintf("spddel: %s if_spddel sp %d: %d",
-                                          i.ifp.if_xname, sp.id, error)  # type: ignore[union-attr]
+                        # ifp is None only in a walk's marker, never on an SP's list
+                        self._dprintf("spddel: %s if_spddel sp %d: %d",
+                                      i.ifp.if_xname, sp.id, error)  # type: ignore[union-attr]
                 finally:
                     self.sav_tmp.acquire()
 
-    def _unlink_sp_handle(self: "IpsecOffload", i: ifp_handle_sp) -> None:
+    def _unlink_sp_handle(self: "OffloadEngine", i: ifp_handle_sp) -> None:
         sp = i.sp
         sp.accel_ifps = [h for h in sp.accel_ifps if h is not i]
         self.all_sp_handles.remove(i)
 
-    def _drv_spddel(self: "IpsecOffload", i: ifp_handle_sp) -> int:
+    def _drv_spddel(self: "OffloadEngine", i: ifp_handle_sp) -> int:
         """if_spddel for an unlinked installed handle, then if_rele (deferred to
         the late completion when the call is abandoned)."""
         ifp = i.ifp
         assert ifp is not None
         self._dprintf("spd deinstall %s sp %d", ifp.if_xname, i.sp.id)
-        r = self.drv.call("if_spddel", ifp.if_ipsec_accel_m.if_spddel,  # type: ignore[union-attr]
+        # Installed through this table's if_spdadd (checked not None then);
+        # FreeBSD calls if_spddel unchecked, a None here fails as CALL_EXC.
+        r = self.drv.call("if_spddel", ifp.if_ipsec_accel_m.if_spddel,  # type: ignore[union-attr, arg-type]
                           (ifp, i.sp, i.ifdata), lambda res, exc: ifp.if_rele())
         self._inc("sp_deinstalls")
         if r.status == CALL_TIMEOUT:
@@ -246,7 +252,7 @@ class OffloadSPMixin:
         except (TypeError, ValueError):
             return DRV_EXCEPTION_ERRNO
 
-    def _release_sp_handle(self: "IpsecOffload", i: ifp_handle_sp) -> int:
+    def _release_sp_handle(self: "OffloadEngine", i: ifp_handle_sp) -> int:
         """After unlinking and the epoch wait: driver (if installed) + if_rele."""
         if installed(i.flags):
             return self._drv_spddel(i)
@@ -256,20 +262,20 @@ class OffloadSPMixin:
 
     # -- interface down / departure --------------------------------------------------
 
-    def ipsec_accel_on_ifdown(self: "IpsecOffload", ifp: Ifnet) -> None:
+    def ipsec_accel_on_ifdown(self: "OffloadEngine", ifp: Ifnet) -> None:
         """ipsec_accel_on_ifdown_impl: SP part, then SA part."""
         self._dprintf("on_ifdown %s", ifp.if_xname)
         self._on_ifdown_sp(lambda i: i.ifp is ifp)
         self._on_ifdown_sav(lambda i: i.ifp is ifp)
         self._ext_ifdown(ifp)
 
-    def _ifdetach_event(self: "IpsecOffload", ifp: Ifnet) -> None:
+    def _ifdetach_event(self: "OffloadEngine", ifp: Ifnet) -> None:
         """ipsec_accel_ifdetach_event: a rename is not a departure."""
         if ifp.if_flags & IFF_RENAMING:
             return
         self.ipsec_accel_on_ifdown(ifp)
 
-    def _on_ifdown_sp(self: "IpsecOffload", pred: Callable[[ifp_handle_sp], bool]) -> int:
+    def _on_ifdown_sp(self: "OffloadEngine", pred: Callable[[ifp_handle_sp], bool]) -> int:
         """ipsec_accel_on_ifdown_sp: the marker walk over the SP handles."""
         quirk_err = "ifdown_sp_uninit_error" in self.quirks
         marker = ifp_handle_sp(flags=IFP_HS_MARKER if "sp_marker_sa_flag" in self.quirks
@@ -319,7 +325,7 @@ class OffloadSPMixin:
                 lst.remove(marker)
         return n
 
-    def _on_ifdown_sav(self: "IpsecOffload", pred: Callable[[ifp_handle_sav], bool]) -> int:
+    def _on_ifdown_sav(self: "OffloadEngine", pred: Callable[[ifp_handle_sav], bool]) -> int:
         """ipsec_accel_on_ifdown_sav: the marker walk over the SA handles."""
         marker = ifp_handle_sav(flags=IFP_HS_MARKER)
         n = 0
