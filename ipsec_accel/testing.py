@@ -37,9 +37,10 @@ from __future__ import annotations
 import errno as _errno
 import threading
 import time
-from typing import Any, Callable, Iterator, NamedTuple, Optional, Union
+from typing import Any, Callable, Iterator, NamedTuple, Optional, TypedDict, Union
 
-import pytest
+# The test extra: a checker run without it sees no pytest (hence unused-ignore).
+import pytest  # type: ignore[import-not-found, unused-ignore]
 
 from pfkey.extensions import SadbXIfHwOffl
 from pfkey.key_testing import (
@@ -50,8 +51,9 @@ from pfkey.message import Message
 from pfkey.pfkeyv2 import SADB
 
 from .ifnet import (
-    IFCAP2_IPSEC_OFFLOAD_MASK, IFCAP_NV, IfIoctl, IfIpsecAccelMethods, Ifnet,
-    IfnetRegistry, IfReq, if_ioctl_default,
+    IFCAP2_IPSEC_OFFLOAD_MASK, IFCAP_NV, HwassistFn, IfIoctl, IfIpsecAccelMethods, Ifnet,
+    IfnetRegistry, IfReq, SaCntFn, SaDeinstallFn, SaNewkeyFn, SpdAddFn, SpdDelFn,
+    if_ioctl_default,
 )
 from .ipsec_offload import IpsecOffload
 from .ipsec_offload_defs import IfIpsecAccelMethodsExt, SaOffloadInfo
@@ -99,7 +101,21 @@ class Raise:
         self.exc = exc if exc is not None else RuntimeError("TestDriver scripted failure")
 
 
-Outcome = Union[int, Hang, Raise, BaseException, Callable[..., Any]]
+#: An outcome once a scripted callable has been called.
+ResolvedOutcome = Union[int, Hang, Raise, BaseException]
+Outcome = Union[ResolvedOutcome, Callable[..., ResolvedOutcome]]
+
+
+class _BaseMethods(TypedDict):
+    """The FreeBSD entries of a TestDriver's method table (keyword arguments
+    of IfIpsecAccelMethods)."""
+
+    if_spdadd: SpdAddFn
+    if_spddel: SpdDelFn
+    if_sa_newkey: SaNewkeyFn
+    if_sa_deinstall: SaDeinstallFn
+    if_sa_cnt: SaCntFn
+    if_hwassist: HwassistFn
 
 
 class DrvEvent(NamedTuple):
@@ -208,7 +224,7 @@ class TestDriver:
                 self._default[method] = outcome
         return self
 
-    def _outcome(self, method: str, *args: Any) -> Outcome:
+    def _outcome(self, method: str, *args: Any) -> ResolvedOutcome:
         with self.lock:
             q = self._script[method]
             out = q.pop(0) if q else self._default.get(method, 0)
@@ -221,7 +237,7 @@ class TestDriver:
         if d:
             time.sleep(d)
 
-    def _resolve(self, method: str, out: Outcome) -> int:
+    def _resolve(self, method: str, out: ResolvedOutcome) -> int:
         """Turn an outcome into an errno (raising or blocking as scripted)."""
         if isinstance(out, Hang):
             return out.wait()
@@ -240,7 +256,7 @@ class TestDriver:
 
     def methods(self) -> IfIpsecAccelMethods:
         """The method table to give ``if_setipsec_accel_methods``."""
-        base = dict(if_spdadd=self.if_spdadd, if_spddel=self.if_spddel,
+        base: _BaseMethods = dict(if_spdadd=self.if_spdadd, if_spddel=self.if_spddel,
                     if_sa_newkey=self.if_sa_newkey, if_sa_deinstall=self.if_sa_deinstall,
                     if_sa_cnt=self.if_sa_cnt, if_hwassist=self.if_hwassist)
         if self.ext:
@@ -590,7 +606,7 @@ class OffloadRig:
 # ---------------------------------------------------------------------------
 # fixtures
 
-@pytest.fixture
+@pytest.fixture  # type: ignore[untyped-decorator, unused-ignore]  # see import pytest
 def make_offload_rig() -> Iterator[Callable[..., OffloadRig]]:
     rigs: list[OffloadRig] = []
 
@@ -604,19 +620,19 @@ def make_offload_rig() -> Iterator[Callable[..., OffloadRig]]:
         r.close()
 
 
-@pytest.fixture
+@pytest.fixture  # type: ignore[untyped-decorator, unused-ignore]  # see import pytest
 def offload_rig(make_offload_rig: Callable[..., OffloadRig]) -> OffloadRig:
     """INLINE taskqueue: tasks run in the call that queued them."""
     return make_offload_rig(TqMode.INLINE)
 
 
-@pytest.fixture
+@pytest.fixture  # type: ignore[untyped-decorator, unused-ignore]  # see import pytest
 def offload_rig_manual(make_offload_rig: Callable[..., OffloadRig]) -> OffloadRig:
     """MANUAL taskqueue: nothing runs until ``rig.tq.run()`` (race windows)."""
     return make_offload_rig(TqMode.MANUAL)
 
 
-@pytest.fixture
+@pytest.fixture  # type: ignore[untyped-decorator, unused-ignore]  # see import pytest
 def offload_rig_threaded(make_offload_rig: Callable[..., OffloadRig]) -> OffloadRig:
     """A real "ipsec_offload" worker thread (driver calls guarded, 5 s)."""
     return make_offload_rig(TqMode.THREAD)
