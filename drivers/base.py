@@ -332,16 +332,32 @@ class MockNic(DriverKpi, InlineEngine):
         if cmd is IfIoctl.SIOCSIFCAPNV and self.cap_toggle_ifdown:
             old2 = ifp.if_capenable2
             if (old2 ^ req.reqcap2) & IFCAP2_IPSEC_OFFLOAD_MASK:
-                # mlx5e_ioctl: close the port, forget what was offloaded if
-                # IPSEC was on, toggle, reopen.  Enabling replays nothing.
+                # mlx5e_ioctl (sys/dev/mlx5/mlx5_en/mlx5_en_main.c): close the
+                # port, forget what was offloaded if IPSEC was on, toggle,
+                # reopen; enabling replays nothing.  mlx5e_close_locked
+                # reports LINK_STATE_DOWN; the reopen's mlx5e_update_carrier
+                # reports the carrier, here the link state the close found
+                # (no separate carrier in the model: a pulled cable stays
+                # DOWN).  On a down interface the port is already closed:
+                # close returns at once, and what the reopened port reports
+                # is the firmware's vport state, so nothing is reported.
+                # FreeBSD's close/open leave IFF_UP/IFF_DRV_RUNNING alone; the
+                # model's open port is IFF_DRV_RUNNING, cleared meanwhile so
+                # that concurrent transmits find the port closed.
                 was_open = bool(ifp.if_drv_flags & IFF_DRV_RUNNING)
+                carrier = ifp.if_link_state
+                reg = self.registry
                 if was_open:
                     ifp.if_drv_flags &= ~IFF_DRV_RUNNING
+                    if reg is not None:
+                        reg.if_link_state_change(ifp, LINK_STATE_DOWN)
                 if old2 & IFCAP2_IPSEC_OFFLOAD_MASK:
                     self._on_ifdown()
                 error = if_ioctl_default(ifp, cmd, req)
                 if was_open:
                     ifp.if_drv_flags |= IFF_DRV_RUNNING
+                    if reg is not None:
+                        reg.if_link_state_change(ifp, carrier)
                 return error
         return if_ioctl_default(ifp, cmd, req)
 

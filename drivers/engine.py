@@ -77,7 +77,7 @@ from pfkey.ipsec import IPSEC_MODE
 from .hw import MODE_CRYPTO, MODE_PACKET, HwSa
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .base import MockNic
+    from .nic_iface import NicCore
 
 __all__ = [
     "IPSEC_ACCEL_DRV_SPI_BYPASS", "default_out_drv_spi", "set_out_drv_spi_accessor",
@@ -168,7 +168,7 @@ class InlineEngine:
 
     # -- TX -------------------------------------------------------------------------
 
-    def if_transmit(self: "MockNic", ifp: Any, m: Mbuf) -> int:
+    def if_transmit(self: "NicCore", ifp: Any, m: Mbuf) -> int:
         """``if_transmit``: the stack hands one packet; the NIC frees it."""
         if not self.running:
             self._count_drop("tx_down")
@@ -221,7 +221,7 @@ class InlineEngine:
         self._wire_send(out)
         return 0
 
-    def _tx_crypto(self: "MockNic", m: Mbuf, drv_spi: int, seq_hi: int) -> int:
+    def _tx_crypto(self: "NicCore", m: Mbuf, drv_spi: int, seq_hi: int) -> int:
         e = self._tx.get(drv_spi)
         if e is None or not e.live:
             self._count_drop("tx_steering_miss")
@@ -255,7 +255,7 @@ class InlineEngine:
 
     # -- RX -------------------------------------------------------------------------
 
-    def wire_input(self: "MockNic", data: bytes | bytearray | memoryview) -> None:
+    def wire_input(self: "NicCore", data: bytes | bytearray | memoryview) -> None:
         """The receive entry a wire calls with one frame (an IP datagram)."""
         if not self.running:
             self._count_drop("rx_down")
@@ -307,7 +307,7 @@ class InlineEngine:
         self._count_rx_sa(e, len(out))
         self._deliver(out, e, PACKET_TAG_IPSEC_ACCEL_IN, csum=_NATT_CSUM if udp else 0)
 
-    def _rx_crypto(self: "MockNic", e: HwSa, pkt: bytes, off: int) -> None:
+    def _rx_crypto(self: "NicCore", e: HwSa, pkt: bytes, off: int) -> None:
         esp = e.esp or e.context()
         icvlen = esp.icvlen
         if e.aead is None or esp.esn or len(pkt) < off + 16 + icvlen:
@@ -325,7 +325,7 @@ class InlineEngine:
         self._count_rx_crypto(e, len(pkt))
         self._deliver(out, e, PACKET_TAG_IPSEC_IN_CRYPTO_DONE)
 
-    def _rx_lookup(self: "MockNic", dst: bytes, spi: int) -> Optional[HwSa]:
+    def _rx_lookup(self: "NicCore", dst: bytes, spi: int) -> Optional[HwSa]:
         lst = self._rx.get((dst, spi))
         if lst:
             for e in lst:
@@ -333,7 +333,7 @@ class InlineEngine:
                     return e
         return None
 
-    def _deliver(self: "MockNic", data: bytes, e: Optional[HwSa], tag_type: Optional[int],
+    def _deliver(self: "NicCore", data: bytes, e: Optional[HwSa], tag_type: Optional[int],
                  csum: int = 0) -> None:
         """Hand a received packet to the stack: ``if_input`` of the ifnet the
         SA was installed through (a vlan's, when it was), else of this NIC,
@@ -361,7 +361,7 @@ class InlineEngine:
 
     # -- counters -------------------------------------------------------------------
 
-    def _count_drop(self: "MockNic", reason: str, e: Optional[HwSa] = None) -> None:
+    def _count_drop(self: "NicCore", reason: str, e: Optional[HwSa] = None) -> None:
         with self._cnt_lock:
             c = self.counters
             c[reason] = c.get(reason, 0) + 1
@@ -369,14 +369,14 @@ class InlineEngine:
             if e is not None:
                 e.drops += 1
 
-    def _count_tx_clear(self: "MockNic", n: int) -> None:
+    def _count_tx_clear(self: "NicCore", n: int) -> None:
         with self._cnt_lock:
             c = self.counters
             c["tx_packets"] += 1
             c["tx_bytes"] += n
             c["tx_clear"] += 1
 
-    def _count_tx_sa(self: "MockNic", e: HwSa, n: int, wire: int) -> None:
+    def _count_tx_sa(self: "NicCore", e: HwSa, n: int, wire: int) -> None:
         with self._cnt_lock:
             e.packets += 1
             e.octets += n
@@ -385,7 +385,7 @@ class InlineEngine:
             c["tx_bytes"] += wire
             c["tx_encrypted"] += 1
 
-    def _count_tx_crypto(self: "MockNic", e: HwSa, n: int) -> None:
+    def _count_tx_crypto(self: "NicCore", e: HwSa, n: int) -> None:
         with self._cnt_lock:
             e.crypto_packets += 1
             e.crypto_octets += n
@@ -394,7 +394,7 @@ class InlineEngine:
             c["tx_bytes"] += n
             c["tx_crypto"] += 1
 
-    def _count_rx_pass(self: "MockNic", reason: str, n: int, e: Optional[HwSa] = None) -> None:
+    def _count_rx_pass(self: "NicCore", reason: str, n: int, e: Optional[HwSa] = None) -> None:
         with self._cnt_lock:
             c = self.counters
             c["rx_packets"] += 1
@@ -402,7 +402,7 @@ class InlineEngine:
             c["rx_passed"] += 1
             c[reason] = c.get(reason, 0) + 1
 
-    def _count_rx_sa(self: "MockNic", e: HwSa, n: int) -> None:
+    def _count_rx_sa(self: "NicCore", e: HwSa, n: int) -> None:
         with self._cnt_lock:
             e.packets += 1
             e.octets += n
@@ -411,7 +411,7 @@ class InlineEngine:
             c["rx_bytes"] += n
             c["rx_decrypted"] += 1
 
-    def _count_rx_crypto(self: "MockNic", e: HwSa, n: int) -> None:
+    def _count_rx_crypto(self: "NicCore", e: HwSa, n: int) -> None:
         with self._cnt_lock:
             e.crypto_packets += 1
             e.crypto_octets += n

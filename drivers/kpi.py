@@ -37,7 +37,7 @@ from .hw import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .base import MockNic
+    from .nic_iface import NicCore
 
 __all__ = ["DriverKpi", "HWASSIST_MASK"]
 
@@ -51,17 +51,17 @@ class DriverKpi:
 
     # -- the KPI: SAs ------------------------------------------------------------------
 
-    def if_sa_newkey(self: "MockNic", ifp: Ifnet, sav: Any, drv_spi: int) -> tuple[int, Any]:
+    def if_sa_newkey(self: "NicCore", ifp: Ifnet, sav: Any, drv_spi: int) -> tuple[int, Any]:
         """``if_sa_newkey``: the direction is not known (FreeBSD)."""
         return self._newkey(ifp, sav, int(drv_spi), DIR_UNKNOWN, "if_sa_newkey")
 
-    def if_sa_newkey_dir(self: "MockNic", ifp: Ifnet, sav: Any, drv_spi: int,
+    def if_sa_newkey_dir(self: "NicCore", ifp: Ifnet, sav: Any, drv_spi: int,
                          direction: int) -> tuple[int, Any]:
         """The offload layer's "sa_direction" extension: same, direction
         given (IPSEC_DIR_INBOUND / OUTBOUND, or 0 = unknown)."""
         return self._newkey(ifp, sav, int(drv_spi), int(direction), "if_sa_newkey_dir")
 
-    def _newkey(self: "MockNic", ifpo: Ifnet, sav: Any, drv_spi: int, direction: int,
+    def _newkey(self: "NicCore", ifpo: Ifnet, sav: Any, drv_spi: int, direction: int,
                 op: str) -> tuple[int, Any]:
         with self._cnt_lock:
             self.kpi[op] += 1
@@ -70,6 +70,8 @@ class DriverKpi:
             with self._cnt_lock:
                 self.kpi[f"{op}_error_{error}"] += 1
             return error, None
+        # sa_install's contract: (0, NicSa) or (errno, None).
+        assert priv is not None
         with self._lock:
             if drv_spi in self._ledger:
                 dup = True
@@ -93,7 +95,7 @@ class DriverKpi:
             self.kpi[f"{op}_ok"] += 1
         return 0, priv
 
-    def sa_install(self: "MockNic", ifpo: Ifnet, sav: Any, drv_spi: int,
+    def sa_install(self: "NicCore", ifpo: Ifnet, sav: Any, drv_spi: int,
                    direction: int) -> tuple[int, Optional[NicSa]]:
         """Validate, choose directions, load the key, take table slots.
         Returns (0, NicSa) or (errno, None); nothing is published yet."""
@@ -130,7 +132,7 @@ class DriverKpi:
             entries.append(e)
         return 0, NicSa(self, drv_spi, sav, ifpo, entries, direction)
 
-    def make_entry(self: "MockNic", direction: int, drv_spi: int, p: SaParams, sav: Any,
+    def make_entry(self: "NicCore", direction: int, drv_spi: int, p: SaParams, sav: Any,
                    ifpo: Ifnet, vid: int) -> HwSa:
         """One hardware SA (its key context is built on first use)."""
         return HwSa(direction, drv_spi, p, sav, ifpo, None, owner=self,
@@ -138,7 +140,7 @@ class DriverKpi:
                     vid=vid, factory=self.esp_state_factory,
                     want_aead=MODE_CRYPTO in self.offload_modes)
 
-    def _publish(self: "MockNic", priv: NicSa) -> None:
+    def _publish(self: "NicCore", priv: NicSa) -> None:
         # Caller holds _lock.
         self._handles[priv.drv_spi] = priv
         for e in priv.entries:
@@ -153,7 +155,7 @@ class DriverKpi:
                     self._natt_refs[e.params.natt[1]] += 1
                     self._natt_ports = frozenset(self._natt_refs) | {4500}
 
-    def _unpublish(self: "MockNic", priv: NicSa) -> None:
+    def _unpublish(self: "NicCore", priv: NicSa) -> None:
         # Caller holds _lock.
         if self._handles.get(priv.drv_spi) is priv:
             del self._handles[priv.drv_spi]
@@ -176,15 +178,15 @@ class DriverKpi:
                             del self._natt_refs[port]
                         self._natt_ports = frozenset(self._natt_refs) | {4500}
 
-    def _release_entries(self: "MockNic", priv: NicSa) -> None:
+    def _release_entries(self: "NicCore", priv: NicSa) -> None:
         self._release_entries_list(priv.entries)
 
-    def _release_entries_list(self: "MockNic", entries: list[HwSa]) -> None:
+    def _release_entries_list(self: "NicCore", entries: list[HwSa]) -> None:
         for e in entries:
             e.live = False
             self.hw_free(e)
 
-    def if_sa_deinstall(self: "MockNic", ifp: Ifnet, drv_spi: int, priv: Any) -> int:
+    def if_sa_deinstall(self: "NicCore", ifp: Ifnet, drv_spi: int, priv: Any) -> int:
         """``if_sa_deinstall``: both directions go; the handle's counter work
         is cancelled first.  The caller ignores the return value."""
         with self._cnt_lock:
@@ -196,7 +198,7 @@ class DriverKpi:
                             f"if_sa_newkey (or a second time)")
         return self.sa_remove(ifp, drv_spi, priv)
 
-    def sa_remove(self: "MockNic", ifp: Ifnet, drv_spi: int, priv: Any) -> int:
+    def sa_remove(self: "NicCore", ifp: Ifnet, drv_spi: int, priv: Any) -> int:
         """Remove a handle's hardware state (profiles with a remote table, the
         VF, override :meth:`hw_free`)."""
         with self._lock:
@@ -219,13 +221,13 @@ class DriverKpi:
         self._release_entries(cur)
         return 0
 
-    def outstanding(self) -> dict[int, Any]:
+    def outstanding(self: "NicCore") -> dict[int, Any]:
         """drv_spi -> priv of every successful newkey with no deinstall call
         yet (empty after a flush has drained)."""
         with self._lock:
             return dict(self._ledger)
 
-    def if_sa_cnt(self: "MockNic", ifp: Ifnet, sav: Any, drv_spi: int, priv: Any, lt: Any) -> int:
+    def if_sa_cnt(self: "NicCore", ifp: Ifnet, sav: Any, drv_spi: int, priv: Any, lt: Any) -> int:
         """``if_sa_cnt``: bytes and packets over both directions (u32 cast)."""
         h = priv if isinstance(priv, NicSa) else self._handles.get(drv_spi)
         octets = packets = 0
@@ -236,7 +238,7 @@ class DriverKpi:
         lt.allocations = packets & 0xFFFFFFFF
         return 0
 
-    def if_hwassist(self: "MockNic", ifp: Ifnet, sav: Any, drv_spi: int, priv: Any) -> int:
+    def if_hwassist(self: "NicCore", ifp: Ifnet, sav: Any, drv_spi: int, priv: Any) -> int:
         trunk = vlan_trunkdev(ifp) if ifp.if_type == IFT_L2VLAN else ifp
         if trunk is None:
             return 0
@@ -244,7 +246,7 @@ class DriverKpi:
 
     # -- profile hooks (defaults: accept what EspState can run, one shared table) -----
 
-    def sa_check(self: "MockNic", p: SaParams, direction: int) -> int:
+    def sa_check(self: "NicCore", p: SaParams, direction: int) -> int:
         """0, or the errno of a refusal (use :meth:`refuse`)."""
         if p.proto != 50:
             return self.refuse("newkey", f"protocol {p.proto} is not ESP", KIND_UNSUPPORTED,
@@ -253,14 +255,14 @@ class DriverKpi:
             return self.refuse("newkey", "SA is DEAD", KIND_UNSUPPORTED, _errno.EINVAL, p.spi)
         return 0
 
-    def sa_directions(self: "MockNic", p: SaParams, direction: int) -> tuple[int, ...] | int:
+    def sa_directions(self: "NicCore", p: SaParams, direction: int) -> tuple[int, ...] | int:
         """Which hardware SAs to install: both when the direction is unknown
         (the FreeBSD case, as mlx5), else the one asked for."""
         if direction == DIR_UNKNOWN:
             return (DIR_IN, DIR_OUT)
         return (direction,)
 
-    def hw_alloc(self: "MockNic", e: HwSa) -> int:
+    def hw_alloc(self: "NicCore", e: HwSa) -> int:
         """Place one hardware SA; ENOSPC when the table is full."""
         t = self.sa_table
         with t.lock:
@@ -271,7 +273,7 @@ class DriverKpi:
         e.table, e.index = t, idx
         return 0
 
-    def hw_free(self: "MockNic", e: HwSa) -> None:
+    def hw_free(self: "NicCore", e: HwSa) -> None:
         t = e.table
         if t is None:
             return
@@ -282,7 +284,7 @@ class DriverKpi:
 
     # -- the KPI: policies (profiles with has_spd_ops) ----------------------------------
 
-    def if_spdadd(self: "MockNic", ifp: Ifnet, sp: Any, inp: Any) -> tuple[int, Any]:
+    def if_spdadd(self: "NicCore", ifp: Ifnet, sp: Any, inp: Any) -> tuple[int, Any]:
         with self._cnt_lock:
             self.kpi["if_spdadd"] += 1
         if self.gone:
@@ -301,7 +303,7 @@ class DriverKpi:
             self.kpi["if_spdadd_ok"] += 1
         return 0, entry
 
-    def if_spddel(self: "MockNic", ifp: Ifnet, sp: Any, priv: Any) -> int:
+    def if_spddel(self: "NicCore", ifp: Ifnet, sp: Any, priv: Any) -> int:
         with self._cnt_lock:
             self.kpi["if_spddel"] += 1
         pid = priv.get("id") if isinstance(priv, dict) else None
@@ -312,10 +314,10 @@ class DriverKpi:
             return _errno.ENOENT
         return 0
 
-    def sp_check(self: "MockNic", sp: Any, inp: Any) -> int:
+    def sp_check(self: "NicCore", sp: Any, inp: Any) -> int:
         """0, or the errno refusing a policy (any non-zero: REJECTED)."""
         return 0
 
-    def sp_attrs(self: "MockNic", sp: Any, inp: Any) -> dict[str, Any]:
+    def sp_attrs(self: "NicCore", sp: Any, inp: Any) -> dict[str, Any]:
         """What the card programs for a policy (kept in the entry)."""
         return {}

@@ -40,7 +40,9 @@ Behaviour modelled:
   first template (``mlx5e_ipsec_build_accel_pol_attrs``).
 * **Capability toggle**: ``ifconfig mce0 -ipsec`` closes the port, calls
   ``ipsec_accel_on_ifdown``, clears the bit and reopens; enabling replays
-  nothing (§6.4).
+  nothing (§6.4).  On a running interface the close reports
+  LINK_STATE_DOWN and the reopen the carrier again (``mlx5e_close_locked``,
+  ``mlx5e_update_carrier``); a down interface stays down, unreported.
 * **ipsec_accel_on_ifdown is called from exactly two places** (FreeBSD
   ``sys/dev/mlx5/mlx5_en/mlx5_en_main.c``): that toggle in ``mlx5e_ioctl``
   and ``mlx5e_destroy_ifp`` (detach, after ``ether_ifdetach``; the stack's

@@ -101,8 +101,12 @@ def gcm_sa(key: bytes = GCM128_KEY, **kw: object) -> dict[str, object]:
 
 def sw_state(sav: secasvar) -> EspState:
     """The software transform for ``sav`` (fresh counters: seq 1, IV 0)."""
-    saidx = sav.sah.saidx
-    return EspState(sav.spi, sav.alg_enc, sav.key_enc.key, sav.alg_auth,
+    # An SA as make_sav (or key_setsaval with a cipher key) leaves it: linked
+    # to its SAH, with an encryption key (ESP-null SAs are not supported here).
+    sah, key_enc = sav.sah, sav.key_enc
+    assert sah is not None and key_enc is not None
+    saidx = sah.saidx
+    return EspState(sav.spi, sav.alg_enc, key_enc.key, sav.alg_auth,
                     sav.key_auth.key if sav.key_auth is not None else b"", flags=sav.flags,
                     replay=sav.replay.wsize if sav.replay is not None else 0,
                     mode=saidx.mode, af=saidx.dst.family)

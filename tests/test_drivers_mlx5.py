@@ -18,7 +18,7 @@ from drivers.mlx5 import MLX5_REPLAY_WINDOWS
 from drivers.testing import (
     GCM128_KEY, GCM256_KEY, Capture, gcm_sa, make_sav, make_sp, sw_state, tagged,
 )
-from ipsec_accel.ifnet import LINK_STATE_DOWN, IfnetRegistry
+from ipsec_accel.ifnet import LINK_STATE_DOWN, LINK_STATE_UP, IfnetRegistry
 from ipsec_accel.mbuf import CSUM_IP, CSUM_TSO, CSUM_UDP
 from ipsec_accel.packet import udp_packet
 from ipsec_accel.taskqueue import TqMode
@@ -214,6 +214,67 @@ def test_capability_toggle_forgets_and_never_replays(rig: OffloadRig) -> None:
     assert rig.ifnets.if_setipsec(nic.ifp, True) == 0
     rig.sync()
     assert nic.handles() == []
+    rig.check()
+
+
+def test_capability_toggle_reports_link_down_then_up(rig: OffloadRig) -> None:
+    """FreeBSD sys/dev/mlx5/mlx5_en/mlx5_en_main.c, mlx5e_ioctl, case
+    SIOCSIFCAP/SIOCSIFCAPNV under IPSEC_OFFLOAD: when the
+    IFCAP2_IPSEC_OFFLOAD bit changes it calls mlx5e_close_locked (which
+    reports if_link_state_change(LINK_STATE_DOWN) when the port was open),
+    ipsec_accel_on_ifdown if IPSEC was on, toggles the bit, then
+    mlx5e_open_locked (whose mlx5e_update_carrier reports the carrier:
+    LINK_STATE_UP with the cable in).  Both directions, in that order."""
+    nic = _attach(rig)
+    rig.add_sa(0x1000, **gcm_sa())
+    rig.sync()
+    events: list[tuple[int, bool, int]] = []
+    rig.ifnets.ifnet_link_event.register(
+        lambda ifp, state: events.append((state, ifp.ipsec_offload, len(nic.handles())))
+        if ifp is nic.ifp else None)
+    assert nic.ifp.if_link_state == LINK_STATE_UP and len(nic.handles()) == 1
+    assert rig.ifnets.if_setipsec(nic.ifp, False) == 0
+    rig.sync()
+    # DOWN before on_ifdown and the toggle; UP after both.
+    assert events == [(LINK_STATE_DOWN, True, 1), (LINK_STATE_UP, False, 0)]
+    assert nic.running and nic.ifp.if_link_state == LINK_STATE_UP
+    del events[:]
+    assert rig.ifnets.if_setipsec(nic.ifp, True) == 0
+    assert events == [(LINK_STATE_DOWN, False, 0), (LINK_STATE_UP, True, 0)]
+    rig.check()
+
+
+def test_capability_toggle_keeps_a_pulled_cable_down(rig: OffloadRig) -> None:
+    """mlx5_en_main.c: the reopen's mlx5e_update_carrier reports the vport
+    state, so with the cable out the link stays DOWN across the toggle (the
+    close's LINK_STATE_DOWN changes nothing either)."""
+    nic = _attach(rig)
+    rig.ifnets.if_link_state_change(nic.ifp, LINK_STATE_DOWN)
+    events: list[int] = []
+    rig.ifnets.ifnet_link_event.register(lambda ifp, state: events.append(state))
+    assert rig.ifnets.if_setipsec(nic.ifp, False) == 0
+    assert events == [] and nic.ifp.if_link_state == LINK_STATE_DOWN and nic.running
+
+
+def test_capability_toggle_on_a_down_interface(rig: OffloadRig) -> None:
+    """mlx5_en_main.c, mlx5e_ioctl: the toggle calls mlx5e_close_locked and
+    mlx5e_open_locked whatever the interface state, but mlx5e_close_locked
+    returns at once when the port is not open (the interface is down), so
+    no LINK_STATE_DOWN; ipsec_accel_on_ifdown still runs when IPSEC was on,
+    and neither call touches IFF_UP or IFF_DRV_RUNNING: the interface stays
+    down, the handles are gone."""
+    nic = _attach(rig)
+    sav = rig.add_sa(0x1000, **gcm_sa())
+    rig.sync()
+    rig.ifnets.if_setupdown(nic.ifp, False)
+    assert not nic.running and len(nic.handles()) == 1
+    events: list[int] = []
+    rig.ifnets.ifnet_link_event.register(lambda ifp, state: events.append(state))
+    assert rig.ifnets.if_setipsec(nic.ifp, False) == 0
+    rig.sync()
+    assert LINK_STATE_DOWN not in events
+    assert not nic.running and not nic.ifp.ipsec_offload
+    assert nic.handles() == [] and rig.off.ipsec_accel_sav_handle(sav, nic.ifp) is None
     rig.check()
 
 

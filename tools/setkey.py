@@ -99,11 +99,11 @@ if __package__ in (None, ""):
 
 from pfkey.clock import Clock, SystemClock  # noqa: E402
 from pfkey.errors import freebsd_strerror, to_wire  # noqa: E402
+from pfkey.ipsec_strerror import EIPSEC, ipsec_strerror  # noqa: E402
 from pfkey.key_debug import gmt2local, kdebug_sadb, promisc_text, sendkeymsg_text  # noqa: E402
 from pfkey.message import decode  # noqa: E402
 from pfkey.pfkey_dump import (  # noqa: E402
-    EIPSEC, IfNameResolver, ipsec_strerror, pfkey_sadump, pfkey_spdump, postproc_errmsg,
-    shortdump, shortdump_hdr,
+    IfNameResolver, pfkey_sadump, pfkey_spdump, postproc_errmsg, shortdump, shortdump_hdr,
 )
 from pfkey.pfkeyv2 import PF_KEY_V2, SADB  # noqa: E402
 from pfkey.setkey_msg import Supported  # noqa: E402
@@ -324,7 +324,7 @@ def _hdr(data: bytes) -> tuple[int, int, int, int, int, int, int, int]:
     head = data[:16]
     if len(head) < 16:
         head += bytes(16 - len(head))
-    return _MSGHDR.unpack(head)   # type: ignore[return-value]
+    return _MSGHDR.unpack(head)
 
 
 def _sa_state(data: bytes) -> Optional[int]:
@@ -656,17 +656,20 @@ def _model_options(argv: Sequence[str]) -> _ModelOptions:
     return _ModelOptions(sock, embedded, topology, rest, None)
 
 
-def _text_stream(stream: Optional[TextIO], fallback: TextIO) -> tuple[TextIO, bool]:
+def _text_stream(stream: Optional[TextIO],
+                 fallback: TextIO) -> tuple[TextIO, Optional[io.TextIOWrapper]]:
     """Our output: bytes as FreeBSD writes them (latin-1 for non-ASCII).
-    Returns the stream and whether it is a wrapper of ours (to detach)."""
+    Returns the stream and, when it is a wrapper of ours, the wrapper again
+    (to detach)."""
     if stream is not None:
-        return stream, False
+        return stream, None
     buf = getattr(fallback, "buffer", None)
     if buf is None:
-        return fallback, False
+        return fallback, None
     fallback.flush()
-    return io.TextIOWrapper(buf, encoding="latin-1", errors="replace", newline="\n",
-                            write_through=False), True
+    w = io.TextIOWrapper(buf, encoding="latin-1", errors="replace", newline="\n",
+                         write_through=False)
+    return w, w
 
 
 def main(argv: Optional[Sequence[str]] = None, *, stdin: Optional[BinaryIO] = None,
@@ -689,7 +692,7 @@ def main(argv: Optional[Sequence[str]] = None, *, stdin: Optional[BinaryIO] = No
     """
     args = list(sys.argv[1:] if argv is None else argv)
     env = os.environ if environ is None else environ
-    out, wrapped = _text_stream(stdout, sys.stdout)
+    out, wrapper = _text_stream(stdout, sys.stdout)
     err = stderr if stderr is not None else sys.stderr
     try:
         return _main(args, env, out, err, stdin, host, pid, clock, tz, sleep, wallclock,
@@ -713,9 +716,9 @@ def main(argv: Optional[Sequence[str]] = None, *, stdin: Optional[BinaryIO] = No
             out.flush()
         except (OSError, ValueError):
             pass
-        if wrapped:
+        if wrapper is not None:
             try:
-                out.detach()            # leave sys.stdout's buffer open
+                wrapper.detach()        # leave sys.stdout's buffer open
             except (OSError, ValueError):
                 pass
 
