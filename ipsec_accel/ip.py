@@ -281,7 +281,7 @@ class IpLayer:
         c = self._rtcache
         rt = c.get(dst, 0)
         if rt != 0:
-            return rt  # type: ignore[return-value]
+            return rt  # type: ignore[return-value]  # not the 0 default: a cached route
         res = None
         for r in self._routes:
             if r.matches(dst):
@@ -347,7 +347,7 @@ class IpLayer:
             s.ips_noroute += 1
             m_freem(m)
             return _errno.EHOSTUNREACH
-        ifp, mtu = rt  # type: ignore[misc]
+        ifp, mtu = rt  # type: ignore[misc]  # rt != 0 here; mypy does not narrow on ==
         error = ipsec_output(self.ipsec, ifp, m, inp, mtu)
         if error:
             return 0 if error == _EINPROGRESS else error
@@ -431,7 +431,7 @@ class IpLayer:
                 self._not_ours(m, ifp, s)
                 return
             if (data[6] & 0x3F) or data[7]:
-                m = ip_reass(self, m, s)  # type: ignore[assignment]
+                m = ip_reass(self, m, s)  # type: ignore[assignment]  # None checked next
                 if m is None:
                     return
                 data = m.data

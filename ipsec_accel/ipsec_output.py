@@ -157,7 +157,7 @@ def _pad_of(sav: "secasvar") -> Optional[tuple[int, int, int]]:
     pc = _PAD.get(k, 0)
     if pc == 0:
         pc = _PAD[k] = _pad_consts(sav)
-    return pc  # type: ignore[return-value]
+    return pc  # type: ignore[return-value]  # never the 0 default: filled above
 
 
 def _fits_len(n: int, skip: int, pad: tuple[int, int, int], hdr_ext_size: int,

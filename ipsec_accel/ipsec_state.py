@@ -383,7 +383,7 @@ class Ipsec:
         is a FreeBSD inline driver: packet offload)."""
         m = self._ifmode.get(ifp, 0)
         if m != 0:
-            return m  # type: ignore[return-value]
+            return m  # type: ignore[return-value]  # not the 0 default: a cached mode
         mode = self._mode
         if mode == MODE_SOFTWARE:
             res: Optional[str] = None
