@@ -33,13 +33,37 @@ class EspStat:
 
     __slots__ = ESPSTAT_FIELDS + ("esps_hist",)
 
+    # The counters, one per ESPSTAT_FIELDS name (reset() sets them; the
+    # annotations make no class attributes, so __slots__ stays what it is).
+    esps_hdrops: int
+    esps_nopf: int
+    esps_notdb: int
+    esps_badkcr: int
+    esps_qfull: int
+    esps_noxform: int
+    esps_badilen: int
+    esps_wrap: int
+    esps_badenc: int
+    esps_badauth: int
+    esps_replay: int
+    esps_input: int
+    esps_output: int
+    esps_invalid: int
+    esps_ibytes: int
+    esps_obytes: int
+    esps_toobig: int
+    esps_pdrops: int
+    esps_crypto: int
+    esps_tunnel: int
+    esps_hist: list[int]
+
     def __init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
         for name in ESPSTAT_FIELDS:
             setattr(self, name, 0)
-        self.esps_hist: list[int] = [0] * 256
+        self.esps_hist = [0] * 256
 
     def count(self, exc: EspError) -> None:
         """Add a drop to the counters its FreeBSD code path increments."""
@@ -89,7 +113,9 @@ class EspBadIlen(EspError):
 
 class EspReplay(EspError):
     """Duplicate, too old, or sequence 0 (ipsec_chkreplay / ipsec_updatereplay)."""
-    counters = ("esps_replay",)
+    # Declared again: EspReplayWrap overrides with two names, and mypy would
+    # otherwise infer tuple[str] here from the one-name literal.
+    counters: ClassVar[tuple[str, ...]] = ("esps_replay",)
     default_errno = _errno.EACCES
 
 

@@ -74,7 +74,7 @@ def tune_gc() -> tuple[int, int, int]:
     thresholds."""
     old = gc.get_threshold()
     gc.set_threshold(*GC_THRESHOLD)
-    return old  # type: ignore[return-value]
+    return old
 
 log = logging.getLogger("ipsec_accel.host")
 

@@ -77,7 +77,7 @@ def vlan_trunkdev(ifp: Ifnet) -> Ifnet | None:
     """``vlan_trunkdev``: the parent of a configured vlan, else None."""
     if ifp.if_type != IFT_L2VLAN:
         return None
-    ifv = ifp.if_softc
+    ifv: IfVlan | None = ifp.if_softc       # a vlan ifnet's softc (vlan_clone_create)
     if ifv is None or ifv.ifv_trunk is None:
         return None
     return ifv.ifv_trunk.parent
@@ -87,7 +87,8 @@ def vlan_tag(ifp: Ifnet) -> int | None:
     """``vlan_tag``: the VID of a vlan ifnet."""
     if ifp.if_type != IFT_L2VLAN:
         return None
-    return ifp.if_softc.ifv_vid
+    ifv: IfVlan = ifp.if_softc              # a vlan ifnet's softc (vlan_clone_create)
+    return ifv.ifv_vid
 
 
 def _vlan_parent_ref(ifp: Ifnet) -> Ifnet | None:

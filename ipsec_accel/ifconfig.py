@@ -92,8 +92,8 @@ def ifconfig(registry: IfnetRegistry, argv: Sequence[str], out: IO[str] | None =
     err = sys.stderr if err is None else err
     args = list(argv)
     if not args or args == ["-a"]:
-        for ifp in registry:
-            out.write(ifconfig_status(ifp))
+        for each in registry:
+            out.write(ifconfig_status(each))
         return 0
     if args == ["-l"]:
         out.write(" ".join(registry.names()) + "\n")

@@ -408,6 +408,7 @@ class IfnetRegistry:
         if vid == 0 or vid == 0xFFF or vid & ~EVL_VLID_MASK:
             return errno.EINVAL
         ifp = ifv.ifv_ifp
+        trunk: VlanTrunk | None
         with self.vlan_lock:
             if ifv.ifv_trunk is not None:
                 trunk = ifv.ifv_trunk

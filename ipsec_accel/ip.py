@@ -161,7 +161,10 @@ class IpLayer:
         self._routes: list[Route] = []
         self._rtcache: dict[bytes, Optional[tuple[Ifnet, int]]] = {}
         self._ident = itertools.count(1)
-        self._reass: dict[tuple[Any, ...], list[Any]] = {}
+        # ip_reass's queues: (src, dst, id, proto) -> (offset, more fragments,
+        # payload, mbuf) per fragment.
+        self._reass: dict[tuple[bytes, bytes, bytes, int],
+                          list[tuple[int, bool, bytes, Mbuf]]] = {}
         self.sinks: dict[tuple[int, int], Sink] = {}
         #: Replaces if_transmit when set (benchmarks; see null_transmit).
         self.xmit_override: Optional[Callable[[Any, Mbuf], int]] = None
@@ -278,7 +281,7 @@ class IpLayer:
         c = self._rtcache
         rt = c.get(dst, 0)
         if rt != 0:
-            return rt  # type: ignore[return-value]
+            return rt  # type: ignore[return-value]  # not the 0 default: a cached route
         res = None
         for r in self._routes:
             if r.matches(dst):
@@ -333,7 +336,10 @@ class IpLayer:
         else:
             s.ips_localout += 1
         v = data[0] >> 4 if data else 0
-        dst = data[16:20] if v == 4 else data[24:40]
+        # The route cache key: the packet is bytes (or a read-only memoryview,
+        # which hashes and compares as bytes) -- a narrowing mypy cannot see
+        # on Mbuf.data; no cast on the per-packet path.
+        dst: bytes = data[16:20] if v == 4 else data[24:40]  # type: ignore[assignment]
         rt = self._rtcache.get(dst, 0)
         if rt == 0:
             rt = self.rtlookup(dst)
@@ -341,7 +347,7 @@ class IpLayer:
             s.ips_noroute += 1
             m_freem(m)
             return _errno.EHOSTUNREACH
-        ifp, mtu = rt  # type: ignore[misc]
+        ifp, mtu = rt  # type: ignore[misc]  # rt != 0 here; mypy does not narrow on ==
         error = ipsec_output(self.ipsec, ifp, m, inp, mtu)
         if error:
             return 0 if error == _EINPROGRESS else error
@@ -356,7 +362,7 @@ class IpLayer:
         error = xmit(ifp, m)
         if error:
             s.ips_odropped += 1
-        return error  # type: ignore[no-any-return]
+        return error
 
     def _transmit(self, ifp: Ifnet, m: Mbuf, mtu: int, s: Any) -> int:
         if m.len > mtu and not m.csum_flags & CSUM_TSO:
@@ -373,7 +379,7 @@ class IpLayer:
         error = xmit(ifp, m)
         if error:
             self.stats.pcpu().ip.ips_odropped += 1
-        return error  # type: ignore[no-any-return]
+        return error
 
     def _fragment(self, ifp: Ifnet, m: Mbuf, mtu: int, s: Any) -> int:
         return ip_fragment(self, ifp, m, mtu, s)
@@ -425,7 +431,7 @@ class IpLayer:
                 self._not_ours(m, ifp, s)
                 return
             if (data[6] & 0x3F) or data[7]:
-                m = ip_reass(self, m, s)  # type: ignore[assignment]
+                m = ip_reass(self, m, s)  # type: ignore[assignment]  # None checked next
                 if m is None:
                     return
                 data = m.data

@@ -19,10 +19,13 @@ queue); ``s`` the caller's per-thread ``struct ipstat`` slot.
 from __future__ import annotations
 
 import errno as _errno
-from typing import Any, Final, Optional
+from typing import TYPE_CHECKING, Any, Final, Optional
 
 from .mbuf import CSUM_TSO, Mbuf, m_freem, m_tag_copy_chain
 from .packet import IP_DF, IP_MF, IP_OFFMASK, ipv4_header_with
+
+if TYPE_CHECKING:  # pragma: no cover  (ip imports this module)
+    from .ip import IpLayer
 
 __all__ = ["ip_fragment", "ip_reass", "MAXFRAGPACKETS"]
 
@@ -30,7 +33,7 @@ __all__ = ["ip_fragment", "ip_reass", "MAXFRAGPACKETS"]
 MAXFRAGPACKETS: Final = 1024
 
 
-def ip_fragment(ip: Any, ifp: Any, m: Mbuf, mtu: int, s: Any) -> int:
+def ip_fragment(ip: IpLayer, ifp: Any, m: Mbuf, mtu: int, s: Any) -> int:
     """ip_fragment (IPv4, DF clear): 8-byte aligned pieces, the header
     (options included) copied to each, tags copied."""
     data = bytes(m.data)
@@ -72,7 +75,7 @@ def ip_fragment(ip: Any, ifp: Any, m: Mbuf, mtu: int, s: Any) -> int:
     return error
 
 
-def ip_reass(ip: Any, m: Mbuf, s: Any) -> Optional[Mbuf]:
+def ip_reass(ip: IpLayer, m: Mbuf, s: Any) -> Optional[Mbuf]:
     """ip_reass: collect fragments by (src, dst, id, proto); the whole
     datagram once every piece is there (tags of the first fragment)."""
     data = bytes(m.data)

@@ -157,7 +157,7 @@ def _pad_of(sav: "secasvar") -> Optional[tuple[int, int, int]]:
     pc = _PAD.get(k, 0)
     if pc == 0:
         pc = _PAD[k] = _pad_consts(sav)
-    return pc  # type: ignore[return-value]
+    return pc  # type: ignore[return-value]  # never the 0 default: filled above
 
 
 def _fits_len(n: int, skip: int, pad: tuple[int, int, int], hdr_ext_size: int,
@@ -189,9 +189,11 @@ def ipsec_accel_fits(h: Any, m: Mbuf, sav: "secasvar", v6: bool, mtu: int,
 
 # -- the SPD selector (ipsec4_setspidx_ipaddr + ipsec4_get_ulp, IPv6 alike) ---------------
 
-def packet_selector(data: bytes, needport: bool, dir: int) -> tuple[Any, ...]:
+def packet_selector(data: bytes | bytearray | memoryview, needport: bool,
+                    dir: int) -> tuple[Any, ...]:
     """The fields key_allocsp compares, as a hashable key:
-    (dir, src, dst, ul_proto, sport, dport)."""
+    (dir, src, dst, ul_proto, sport, dport).  (Hashable when ``data`` is:
+    bytes, or a read-only memoryview, as an mbuf's data is on these paths.)"""
     if data[0] >> 4 == 4:
         src = data[12:16]
         dst = data[16:20]
@@ -235,7 +237,7 @@ def _spidx(fkey: tuple[Any, ...]) -> SecPolicyIndex:
                           128, ul)
 
 
-def ipsec_checkpolicy(ipsec: Ipsec, data: bytes, inp: Optional[Inpcb],
+def ipsec_checkpolicy(ipsec: Ipsec, data: bytes | bytearray | memoryview, inp: Optional[Inpcb],
                       dir: int = _OUT) -> tuple[Optional["secpolicy"], int, int]:
     """ipsec4_checkpolicy / ipsec4_getpolicy (+ ipsec_checkpolicy):
     (sp, policy, error).  ``sp`` None with error 0 = no IPsec, error
@@ -403,7 +405,10 @@ def ipsec_allocsa(ipsec: Ipsec, m: Mbuf, sp: "secpolicy",
             ipsec.stats.pcpu().esp.esps_pdrops += 1
             return None, idx, _errno.EHOSTUNREACH
         if isr.saidx.mode == _TRANSPORT:
-            data = m.data
+            # allocsa_policy keys its memo on src/dst, so they must hash: the
+            # packet is bytes (or a read-only memoryview, which hashes and
+            # compares as bytes) -- a narrowing mypy cannot see on Mbuf.data.
+            data: bytes = m.data  # type: ignore[assignment]
             if data[0] >> 4 == 4:
                 src, dst = data[12:16], data[16:20]
             else:
@@ -615,9 +620,9 @@ def esp_output(ipsec: Ipsec, m: Mbuf, sp: "secpolicy", sav: "secasvar", sctx: Sa
             if tunnel:
                 out = esp_tunnel_output(fr, data, sctx.src, sdst, ident=ipsec.ip.next_ident(),
                                         dfbit=ipsec.dfbit, ecn=ipsec.ecn, seq=seq,
-                                        iv=iv)  # type: ignore[arg-type]
+                                        iv=iv)
             else:
-                out = esp_transport_output(fr, data, seq=seq, iv=iv)  # type: ignore[arg-type]
+                out = esp_transport_output(fr, data, seq=seq, iv=iv)
     except EspError as exc:
         st.esp.count(exc)
         st.esp.esps_output += 1

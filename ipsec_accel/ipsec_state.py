@@ -72,7 +72,10 @@ from .xform import KIND_CHACHA, KIND_GCM, XformInitError
 from .xform_esp import EspState
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pfkey.key import Key
     from pfkey.keydb import secasvar
+
+    from .ip import IpLayer
 
 __all__ = [
     "Ipsec", "SaCtx", "MODES", "MODE_AUTO", "MODE_PACKET", "MODE_CRYPTO", "MODE_SOFTWARE",
@@ -294,8 +297,11 @@ class Ipsec:
         self._saidx_gen = -1
         #: UDP ports input treats as ESP-in-UDP (RFC 3948; UDP_ENCAP sockets).
         self.natt_ports: frozenset[int] = frozenset((4500,))
-        #: The IP layer (set by ipsec_accel.ip when it attaches).
-        self.ip: Any = None
+        #: The IP layer (set by ipsec_accel.ip when it attaches).  Typed as
+        #: what it is once attached -- the host builds its IpLayer right after
+        #: this object, and nothing reads .ip before -- rather than Optional,
+        #: which the per-packet paths would have to narrow on every use.
+        self.ip: IpLayer = None  # type: ignore[assignment]
 
     # -- output fast path ---------------------------------------------------------------
 
@@ -377,7 +383,7 @@ class Ipsec:
         is a FreeBSD inline driver: packet offload)."""
         m = self._ifmode.get(ifp, 0)
         if m != 0:
-            return m  # type: ignore[return-value]
+            return m  # type: ignore[return-value]  # not the 0 default: a cached mode
         mode = self._mode
         if mode == MODE_SOFTWARE:
             res: Optional[str] = None
@@ -470,7 +476,7 @@ class Ipsec:
                       build: Callable[[], SecPolicyIndex]) -> Optional[secpolicy]:
         """key_allocsp for the selector ``fkey`` (the header fields it is
         made of); ``build`` makes the SecPolicyIndex on a cache miss."""
-        key = self.key
+        key: Key = self.key
         gen = key.sp_genid
         if gen != self._flows_gen:
             self._flows = {}
@@ -488,10 +494,12 @@ class Ipsec:
             return sp
         if sp is not None:
             # key_allocsp's side effect, kept: SP validtime counts from here.
+            # The cache holds no ints: past ``sp == 0`` (which mypy does not
+            # narrow on) sp is a secpolicy; no isinstance on the per-packet path.
             now = key.clock.now()
-            if sp.lastused != now:
-                sp.lastused = now
-        return sp  # type: ignore[return-value]
+            if sp.lastused != now:  # type: ignore[union-attr]
+                sp.lastused = now  # type: ignore[union-attr]
+        return sp  # type: ignore[return-value]  # the same: never the 0 default here
 
     def dst_sockaddr(self, dst: bytes) -> Sockaddr:
         """A sockaddr for a destination address (ipsec_common_input's

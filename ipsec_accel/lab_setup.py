@@ -160,7 +160,7 @@ def write_wireshark_sa(path: Union[str, os.PathLike[str]], keys: Iterable[Any]) 
     """Write Wireshark's ``esp_sa`` UAT file for the SAs of every key engine
     in ``keys`` (duplicates -- the same SA on both ends -- once).  Returns
     the number of SAs written (algorithms Wireshark lacks are skipped)."""
-    seen: set[tuple[str, str, int]] = set()
+    seen: set[tuple[str, str, int | str]] = set()
     entries = []
     for k in keys:
         for e in esp_sa_entries(k):

@@ -259,7 +259,7 @@ def m_tag_attach(m: Mbuf | None, type: int, length: int, data: Any, zone: Zone |
     attached) when the M_NOWAIT allocation fails.  With ``m`` None it is
     :func:`m_tag_alloc` (the one place a tag is taken from its zone)."""
     z = tag_zone if zone is None else zone
-    t = z.alloc(MTAG_HDR_SIZE + length, wait)
+    t: MTag | None = z.alloc(MTAG_HDR_SIZE + length, wait)   # tag zones make MTags
     if t is None:
         return None
     t.m_tag_cookie = cookie

@@ -35,7 +35,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
-from typing import Final, Union
+from typing import Final, TypedDict, Union, Unpack
 
 IPPROTO_HOPOPTS: Final = 0
 IPPROTO_ICMP: Final = 1
@@ -544,29 +544,46 @@ def build(src: AddressLike, dst: AddressLike, proto: int, l4: L4Header | None = 
 
 
 
+class _IpOptions(TypedDict, total=False):
+    """The keyword options of :func:`build` that the packet helpers pass
+    through (``ident`` apart: :func:`icmp_echo` and :func:`make_packet` take
+    it as a parameter of their own)."""
+    tos: int
+    df: bool
+    ttl: int | None
+    flow: int
+    l4_cksum: bool
+
+
+class _BuildOptions(_IpOptions, total=False):
+    """Every keyword option of :func:`build` after ``data``."""
+    ident: int
+
+
 def udp_packet(src: AddressLike, dst: AddressLike, sport: int, dport: int,
-               data: bytes = b"", **kw: object) -> bytes:
+               data: bytes = b"", **kw: Unpack[_BuildOptions]) -> bytes:
     """An IPv4/IPv6 UDP datagram as bytes."""
-    return build(src, dst, IPPROTO_UDP, UDPHeader(sport, dport), data, **kw).raw  # type: ignore[arg-type]
+    return build(src, dst, IPPROTO_UDP, UDPHeader(sport, dport), data, **kw).raw
 
 
 def tcp_packet(src: AddressLike, dst: AddressLike, sport: int, dport: int,
                data: bytes = b"", *, seq: int = 0, ack: int = 0, flags: int = TH_ACK,
-               win: int = 65535, **kw: object) -> bytes:
+               win: int = 65535, **kw: Unpack[_BuildOptions]) -> bytes:
     """An IPv4/IPv6 TCP segment as bytes."""
     return build(src, dst, IPPROTO_TCP, TCPHeader(sport, dport, seq, ack, flags, win),
-                 data, **kw).raw  # type: ignore[arg-type]
+                 data, **kw).raw
 
 
 def icmp_echo(src: AddressLike, dst: AddressLike, ident: int = 0, seq: int = 0,
-              data: bytes = b"", *, reply: bool = False, **kw: object) -> bytes:
+              data: bytes = b"", *, reply: bool = False,
+              **kw: Unpack[_IpOptions]) -> bytes:
     """An ICMP echo request/reply (ICMPv6 for IPv6 addresses) as bytes."""
     v6 = len(addr_bytes(src)) == 16
     if v6:
         hdr = ICMPHeader(ICMP6_ECHO_REPLY if reply else ICMP6_ECHO_REQUEST, 0, 0, ident, seq)
-        return build(src, dst, IPPROTO_ICMPV6, hdr, data, **kw).raw  # type: ignore[arg-type]
+        return build(src, dst, IPPROTO_ICMPV6, hdr, data, **kw).raw
     hdr = ICMPHeader(ICMP_ECHOREPLY if reply else ICMP_ECHO, 0, 0, ident, seq)
-    return build(src, dst, IPPROTO_ICMP, hdr, data, **kw).raw  # type: ignore[arg-type]
+    return build(src, dst, IPPROTO_ICMP, hdr, data, **kw).raw
 
 
 _PROTO_NAMES: Final = {"udp": IPPROTO_UDP, "tcp": IPPROTO_TCP, "icmp": IPPROTO_ICMP,
@@ -575,7 +592,7 @@ _PROTO_NAMES: Final = {"udp": IPPROTO_UDP, "tcp": IPPROTO_TCP, "icmp": IPPROTO_I
 
 def make_packet(src: AddressLike, dst: AddressLike, size: int, proto: int | str = "udp", *,
                 sport: int = 4096, dport: int = 9, ident: int = 0, seq: int = 0,
-                fill: int | None = None, **kw: object) -> bytes:
+                fill: int | None = None, **kw: Unpack[_IpOptions]) -> bytes:
     """A packet of exactly ``size`` bytes (IP header included) for traffic and
     benchmarks: UDP/TCP ports or ICMP echo id/seq, data bytes 0, 1, 2 ... (or
     ``fill``)."""

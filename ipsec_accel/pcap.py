@@ -67,7 +67,7 @@ def _time_fn(clock: ClockLike | None) -> Callable[[], float]:
         return time.time
     if callable(clock):
         return clock
-    now = getattr(clock, "now", None)
+    now: Callable[[], float] | None = getattr(clock, "now", None)   # the now() contract
     if callable(now):
         return now
     raise TypeError("clock must be a callable or have now()")
@@ -354,7 +354,7 @@ class EspSaEntry(NamedTuple):
 
     src: str
     dst: str
-    spi: int
+    spi: int | str          # or "*": any SPI (the UAT wildcard)
     enc_alg: str | int
     enc_key: bytes
     auth_alg: str | int | None = None

@@ -360,7 +360,12 @@ class PfkeyServer:
             conn.out.append(ctrl_packet(CTRL_HELLO, 0, b"pfkeyd 1"))
             # The kernel queues -> the loop is told (sorwakeup's upcall; it
             # runs in the kernel's thread, so it only flags and writes a byte).
-            conn.ks = KeySocket(self.host.key, upcall=lambda c=conn: self._mark_dirty(c))
+            # (A def rather than a lambda: mypy cannot type a lambda's default.)
+
+            def upcall(c: _Conn = conn) -> None:
+                self._mark_dirty(c)
+
+            conn.ks = KeySocket(self.host.key, upcall=upcall)
             self._conns[conn.cid] = conn
             conn.events = selectors.EVENT_READ
             self._sel.register(sock, conn.events, conn)

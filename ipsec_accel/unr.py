@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import heapq
 import threading
+from types import TracebackType
 from typing import Iterator, Protocol
 
 __all__ = ["UnrAllocator", "UnrError", "UNR_FAILED", "new_unrhdr"]
@@ -51,7 +52,8 @@ class _Mutex(Protocol):
     def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
     def release(self) -> None: ...
     def __enter__(self) -> bool: ...
-    def __exit__(self, *exc: object) -> None: ...
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None, /) -> None: ...
 
 
 class UnrAllocator:

@@ -100,7 +100,7 @@ from .xform import (
 if TYPE_CHECKING:
     import hmac
 
-    from cryptography.hazmat.primitives.ciphers import algorithms
+    from cryptography.hazmat.primitives.ciphers import CipherContext, algorithms
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 ESP_HDRLEN: Final = 8          # struct newesp: SPI + sequence number
@@ -195,9 +195,13 @@ class EspState(IpsecReplay):
     def __new__(cls, *args: object, **kwargs: object) -> EspState:
         if cls is EspState:
             enc_alg = args[1] if len(args) > 1 else kwargs.get("enc_alg")
-            kind = _KIND_OF.get(enc_alg)  # type: ignore[arg-type]
+            # enc_alg is whatever the caller passed (an object here); dict.get
+            # hashes any key, and anything not an SADB_EALG id simply misses,
+            # which mypy's dict[int, str].get cannot express.
+            kind: str | None = _KIND_OF.get(enc_alg)  # type: ignore[call-overload]
             # An unknown algorithm gets the NULL/CBC/CTR class, whose __init__
-            # (esp_init_algorithms) then refuses it with EINVAL.
+            # (esp_init_algorithms) then refuses it with EINVAL.  (kind None
+            # is such a miss too: _IMPL's keys are KIND_* strings.)
             cls = _IMPL.get(kind, _IMPL[KIND_NULL])  # type: ignore[arg-type]
         return object.__new__(cls)
 
@@ -249,7 +253,8 @@ class EspState(IpsecReplay):
         self._chk = self.icvlen != 0 and replay != 0
         self._aead: AESGCM | ChaCha20Poly1305 | None = None
         self._aes: algorithms.AES | None = None
-        self._cbc_enc = self._cbc_dec = None
+        self._cbc_enc: CipherContext | None = None
+        self._cbc_dec: CipherContext | None = None
         self._hmac: hmac.HMAC | None = None
         self._setup(algs.cipher_key, algs.auth_key)
 

@@ -145,6 +145,8 @@ class _EspAead(EspState):
         if st is not None:
             st.esps_ibytes += plen
         try:
+            # _setup set _aead (never None for this class); the per-packet
+            # path takes no assert, hence the two union-attr ignores.
             if self.esn:
                 pt = self._aead.decrypt(  # type: ignore[union-attr]
                     self._salt + esp[8:16], esp[16:], _AAD_ESN.pack(spi, seqh, seq))
@@ -243,17 +245,17 @@ class _EspCipherAuth(EspState):
     def _setup(self, cipher_key: bytes, auth_key: bytes) -> None:
         kind = self.enc.kind
         if kind in (KIND_CBC, KIND_CTR):
-            self._aes = algorithms.AES(cipher_key)
-        if kind == KIND_CBC:
-            zero = bytes(16)
-            self._cbc_enc = Cipher(self._aes, modes.CBC(zero)).encryptor()
-            self._cbc_dec = Cipher(self._aes, modes.CBC(zero)).decryptor()
+            aes = self._aes = algorithms.AES(cipher_key)
+            if kind == KIND_CBC:
+                zero = bytes(16)
+                self._cbc_enc = Cipher(aes, modes.CBC(zero)).encryptor()
+                self._cbc_dec = Cipher(aes, modes.CBC(zero)).decryptor()
         auth = self.auth
         if auth is not None and auth.kind == AUTH_HMAC:
             self._hmac = hmac.new(auth_key, digestmod=getattr(hashlib, auth.hash_name))
 
-    def _encrypt(self, pt: bytes, iv: bytes | None) -> bytes:
-        """IV || ciphertext."""
+    def _encrypt(self, pt: bytes | bytearray, iv: bytes | None) -> bytes | bytearray:
+        """IV || ciphertext (NULL: ``pt`` itself, a bytearray if it is one)."""
         kind = self.enc.kind
         if kind == KIND_NULL:
             return pt
@@ -273,6 +275,7 @@ class _EspCipherAuth(EspState):
         lock = self._lock
         lock.acquire()
         try:
+            # Only CBC gets here, and _setup built _cbc_enc for every CBC SA.
             return self._cbc_enc.update(self._random(16) + pt)  # type: ignore[union-attr]
         finally:
             lock.release()
@@ -290,6 +293,7 @@ class _EspCipherAuth(EspState):
         lock = self._lock
         lock.acquire()
         try:
+            # Only CBC gets here, and _setup built _cbc_dec for every CBC SA.
             return self._cbc_dec.update(body)[16:]  # type: ignore[union-attr]
         finally:
             lock.release()
