@@ -38,7 +38,7 @@ from .xform_esp import esp_exact_size
 
 if TYPE_CHECKING:  # pragma: no cover
     from pfkey.keydb import secasvar
-    from .ipsec_offload import OffloadEngine
+    from .ipsec_offload_iface import OffloadEngine
 
 __all__ = ["OffloadDatapathMixin"]
 

@@ -33,7 +33,7 @@ from .ipsec_offload_defs import (
 
 if TYPE_CHECKING:  # pragma: no cover
     from pfkey.keydb import secasvar
-    from .ipsec_offload import OffloadEngine
+    from .ipsec_offload_iface import OffloadEngine
 
 __all__ = ["OffloadLifetimeMixin"]
 

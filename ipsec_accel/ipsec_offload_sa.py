@@ -50,7 +50,8 @@ from .xform_esp import ah_hdrsiz
 
 if TYPE_CHECKING:  # pragma: no cover
     from pfkey.keydb import secasvar
-    from .ipsec_offload import OffloadEngine, _Vnet
+    from .ipsec_offload import _Vnet
+    from .ipsec_offload_iface import OffloadEngine
 
 __all__ = ["OffloadSAMixin", "esp_hdrsiz_sav"]
 

@@ -42,7 +42,8 @@ from .taskqueue import Task
 
 if TYPE_CHECKING:  # pragma: no cover
     from pfkey.keydb import secpolicy
-    from .ipsec_offload import OffloadEngine, _Vnet
+    from .ipsec_offload import _Vnet
+    from .ipsec_offload_iface import OffloadEngine
 
 __all__ = ["OffloadSPMixin"]
 
