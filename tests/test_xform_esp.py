@@ -873,3 +873,18 @@ def test_esn_replay_matches_rfc4303(wsize: int, start: int, deltas: list[int]) -
         else:
             with pytest.raises((XE.EspReplay, XE.EspBadAuth)):
                 rx.input(send(tx, s))
+
+
+def test_espstat_type_annotations_cover_exactly_its_counters() -> None:
+    """struct espstat (netipsec/esp_var.h): EspStat's slots come from
+    ESPSTAT_FIELDS; its annotations (what mypy --strict checks counter
+    updates against) must name the same counters, in the same order, plus
+    the per-algorithm histogram -- a counter added to one list only would
+    be invisible to the type checker or missing at run time."""
+    from typing import get_type_hints
+
+    from ipsec_accel.esp_stat import ESPSTAT_FIELDS, EspStat
+    hints = get_type_hints(EspStat)
+    assert tuple(hints) == ESPSTAT_FIELDS + ("esps_hist",)
+    assert all(hints[n] is int for n in ESPSTAT_FIELDS)
+    assert EspStat.__slots__ == ESPSTAT_FIELDS + ("esps_hist",)
