@@ -61,7 +61,7 @@ from .ipsec_offload_defs import ifp_handle_sav
 from .mbuf import (
     CSUM_SND_TAG, IF_SND_TAG_TYPE_IPSEC_ACCEL, MSNDTAG_SIZE, MTAG_HDR_SIZE,
     PACKET_TAG_IPSEC_ACCEL_OUT, PACKET_TAG_IPSEC_OUT_DONE, IfSndTagSw, Mbuf, MSndTag, MTag,
-    Zone, m_set_snd_tag, m_snd_tag_alloc, m_snd_tag_rele, m_tag_attach,
+    Zone, m_set_snd_tag, m_snd_tag_alloc, m_snd_tag_rele, m_tag_attach, m_tag_find,
 )
 
 __all__ = [
@@ -317,12 +317,8 @@ class MTagStrategy(TagStrategy):
         return m_tag_attach(m, _ACCEL_OUT, ACCEL_OUT_TAG_LEN, drv_spi, self.zone) is not None
 
     def read(self, m: Mbuf) -> Optional[int]:
-        tags = m.tags
-        if tags:
-            for t in tags:
-                if t.m_tag_id == _ACCEL_OUT and t.m_tag_cookie == 0:
-                    return t.data  # type: ignore[no-any-return]
-        return None
+        t = m_tag_find(m, _ACCEL_OUT)
+        return None if t is None else t.data
 
 
 class OutDoneStrategy(TagStrategy):
@@ -357,12 +353,8 @@ class OutDoneStrategy(TagStrategy):
         return m_tag_attach(m, _OUT_DONE, OUT_DONE_ACCEL_TAG_LEN, xh, self.zone) is not None
 
     def read(self, m: Mbuf) -> Optional[int]:
-        tags = m.tags
-        if tags:
-            for t in tags:
-                if t.m_tag_id == _OUT_DONE and t.m_tag_cookie == 0:
-                    return t.data.drv_spi  # type: ignore[no-any-return]
-        return None
+        t = m_tag_find(m, _OUT_DONE)
+        return None if t is None else t.data.drv_spi
 
 
 class SndTagStrategy(TagStrategy):
