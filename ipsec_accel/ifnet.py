@@ -70,7 +70,6 @@ from __future__ import annotations
 
 import enum
 import errno
-import importlib
 import threading
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -682,14 +681,5 @@ if TYPE_CHECKING:
     from .if_vlan import VlanTrunk
     from .ifnet_registry import IfnetRegistry as IfnetRegistry
 else:
-    def __getattr__(name: str) -> Any:
-        module = _MOVED.get(name)
-        if module is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(f".{module}", __package__), name)
-        globals()[name] = value
-        return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_MOVED))
+    from . import _lazy_exports
+    __getattr__, __dir__ = _lazy_exports(globals(), _MOVED, __package__)
