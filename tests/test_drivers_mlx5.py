@@ -278,6 +278,19 @@ def test_capability_toggle_on_a_down_interface(rig: OffloadRig) -> None:
     rig.check()
 
 
+def _two_sas_then_down(rig: OffloadRig, **opts: Any) -> Mlx5Nic:
+    """An mlx5 NIC (``opts``) with two offloaded SAs, then ``ifconfig
+    down``; returns the NIC."""
+    nic = _attach(rig, **opts)
+    rig.add_sa(0x1000, **gcm_sa())
+    rig.add_sa(0x1001, **gcm_sa(key=GCM256_KEY))
+    rig.sync()
+    assert len(nic.handles()) == 2
+    rig.ifnets.if_setupdown(nic.ifp, False)
+    rig.sync()
+    return nic
+
+
 def test_ifdown_keeps_handles(rig: OffloadRig) -> None:
     """FreeBSD sys/dev/mlx5/mlx5_en/mlx5_en_main.c, mlx5e_ioctl SIOCSIFFLAGS
     with IFF_UP cleared: port status DOWN, mlx5e_close_locked (which only
@@ -286,13 +299,7 @@ def test_ifdown_keeps_handles(rig: OffloadRig) -> None:
     ipsec_accel_on_ifdown; net/if.c's if_down/if_unroute does not call it
     either.  The handles (and the hardware SAs, which live in flow tables
     that only mlx5e_destroy_ifp closes) survive ``ifconfig mce0 down; up``."""
-    nic = _attach(rig)
-    rig.add_sa(0x1000, **gcm_sa())
-    rig.add_sa(0x1001, **gcm_sa(key=GCM256_KEY))
-    rig.sync()
-    assert len(nic.handles()) == 2
-    rig.ifnets.if_setupdown(nic.ifp, False)
-    rig.sync()
+    nic = _two_sas_then_down(rig)
     assert not nic.running
     assert len(nic.handles()) == 2 and len(rig.off.sav_handles()) == 2
     rig.ifnets.if_setupdown(nic.ifp, True)
@@ -335,13 +342,7 @@ def test_detach_forgets_handles(rig: OffloadRig) -> None:
 def test_ifdown_forgets_opt_in(rig: OffloadRig) -> None:
     """``ifdown_forgets=True``: the model's opt-in for a driver whose stop
     path calls ipsec_accel_on_ifdown (FreeBSD's mlx5 does not)."""
-    nic = _attach(rig, ifdown_forgets=True)
-    rig.add_sa(0x1000, **gcm_sa())
-    rig.add_sa(0x1001, **gcm_sa(key=GCM256_KEY))
-    rig.sync()
-    assert len(nic.handles()) == 2
-    rig.ifnets.if_setupdown(nic.ifp, False)
-    rig.sync()
+    nic = _two_sas_then_down(rig, ifdown_forgets=True)
     assert nic.handles() == [] and rig.off.sav_handles() == []
     rig.check(balanced=True)
 
